@@ -1,0 +1,9 @@
+"""stresslab: GPU-accelerated Monte Carlo stress tests of flash crashes and liquidation cascades."""
+
+__version__ = "0.1.0"
+
+from stresslab.api import simulate  # noqa: E402
+from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402
+from stresslab.errors import StresslabError  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "load_config", "simulate", "__version__"]

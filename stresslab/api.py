@@ -1,0 +1,96 @@
+"""The Python entry points: ``simulate`` a config into an ``xarray.Dataset``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from stresslab import __version__
+from stresslab.config.loading import ScenarioSet, load_config
+from stresslab.config.schema import Config
+from stresslab.engine.runner import run_scenario
+from stresslab.errors import StresslabError
+from stresslab.io.dataset import assemble
+
+
+def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, paths: int | None = None,
+             seed: int | None = None, overrides: Iterable[str] = (), chunk_size: int | None = None,
+             progress: bool = False, on_error: Literal["raise", "warn"] = "raise") -> xr.Dataset:
+    """Run every scenario of a config and return the results as one Dataset.
+
+    Args:
+        config: a config file path, a plain dict with the config schema, or a loaded config.
+        paths: paths per scenario (default ``simulation.paths``).
+        seed: random seed (default ``simulation.seed``).
+        overrides: ``"a.b=value"`` strings applied before validation.
+        chunk_size: paths per chunk (default ``simulation.chunk_size``, "auto" sizes it
+            to the device memory). Results are identical for any chunk size.
+        progress: show a progress bar over paths.
+        on_error: what to do when a path's hedging feedback is unstable (phi >= 1).
+
+    Returns:
+        Dataset with dims ``scenario``, ``path``, ``time``, ``quantile``: per-path
+        outputs, quantile bands over time, optional sample paths; the resolved
+        config, seed and versions as attributes.
+
+    Raises:
+        ConfigError: the config is invalid (message names the field).
+        StresslabError: the run produced numbers that cannot be trusted.
+    """
+    scenarios = load_config(config, overrides)
+    sim = scenarios.scenarios[0].simulation
+    paths = paths if paths is not None else sim.paths
+    seed = seed if seed is not None else sim.seed
+    if paths < 1:
+        raise StresslabError(f"paths must be at least 1 (got {paths})")
+    if chunk_size is None and sim.chunk_size != "auto":
+        chunk_size = sim.chunk_size
+    results = []
+    with tqdm(total=paths * len(scenarios.scenarios), unit="path", disable=not progress,
+              desc="simulating", dynamic_ncols=True) as bar:
+        for i, scenario in enumerate(scenarios.scenarios):
+            result = run_scenario(scenario, paths=paths, seed=seed, chunk_size=chunk_size, progress=bar)
+            _check(result.per_path, i, on_error)
+            results.append(result)
+    attrs = {
+        "stresslab_version": __version__,
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_count": jax.device_count(),
+        "paths": paths,
+    }
+    return assemble(scenarios, results, seed=seed, attrs=attrs)
+
+
+def _check(per_path: dict[str, np.ndarray], scenario: int, on_error: str) -> None:
+    unstable = per_path["unstable_step"] >= 0
+    problems = []
+    if unstable.any():
+        first = int(per_path["unstable_step"][unstable].min())
+        problems.append(
+            f"scenario {scenario}: hedging feedback became unstable (dealer gamma / available depth >= 1) "
+            f"on {unstable.mean():.2%} of paths, first at step {first}; prices there are not meaningful. "
+            "Lower dealers.gamma, raise liquidity.depth, or reduce liquidity.withdrawal/depletion"
+        )
+    bad = [name for name, v in per_path.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        problems.append(f"scenario {scenario}: non-finite values in {', '.join(bad)}")
+    for message in problems:
+        if on_error == "raise":
+            raise StresslabError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    exhausted = per_path["rounds_exhausted"]
+    if exhausted.any():
+        warnings.warn(
+            f"scenario {scenario}: on {np.mean(exhausted > 0):.2%} of paths a cascade needed more than "
+            "simulation.cascade_rounds rounds in a step and continued into the next step; "
+            "raise simulation.cascade_rounds to resolve it within the step",
+            RuntimeWarning, stacklevel=3,
+        )

@@ -1,0 +1,60 @@
+"""Durations with units: ``"1s"``, ``"500ms"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"``.
+
+A plain number is read as seconds. ``"m"`` is refused as ambiguous (minute or
+month); write ``"min"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+SECONDS_PER = {
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 7 * 86400.0,
+}
+_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z]*)\s*$")
+ALLOWED_UNITS = ", ".join(SECONDS_PER)
+
+
+def parse_duration(value: object) -> float:
+    """Return a duration in seconds from a number (seconds) or a string with a unit."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '5min'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _PATTERN.match(value)
+        if not match:
+            raise ValueError(f"cannot read duration {value!r}; write e.g. '30s', '5min', '1h', '1d'")
+        number, unit = match.groups()
+        unit = unit or "s"
+        if unit not in SECONDS_PER:
+            raise ValueError(f"unknown time unit {unit!r} in {value!r}; allowed units: {ALLOWED_UNITS}")
+        seconds = float(number) * SECONDS_PER[unit]
+    else:
+        raise ValueError("a duration must be a number of seconds or a string like '5min'")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be finite and not negative (got {value!r})")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Shortest exact string for a duration, e.g. 300 -> '5min'."""
+    for unit in ("w", "d", "h", "min", "s"):
+        size = SECONDS_PER[unit]
+        if seconds >= size and float(seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+"""A duration in seconds, read from a number or a string with a unit."""

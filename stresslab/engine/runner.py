@@ -1,0 +1,86 @@
+"""Run scenarios chunk by chunk on whatever device JAX has, and gather host-side results.
+
+Chunks have one fixed size (the last one is padded and trimmed), so one compiled
+kernel serves every chunk of a scenario and every scenario with the same shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from stresslab.config.schema import Config
+from stresslab.engine.scan import simulate_chunk
+from stresslab.market.params import Params, Static, build
+
+CPU_CHUNK_BYTES = 512 * 2**20
+"""Working-set budget per chunk on a CPU, bytes."""
+DEVICE_MEMORY_SHARE = 0.4
+"""Share of an accelerator's memory one chunk may use."""
+WORK_ARRAYS_PER_COHORT = 48
+"""Rough count of (paths x cohorts) temporaries alive in a step, for sizing chunks."""
+MAX_AUTO_CHUNK = 2**16
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Host arrays of one scenario: per-path outputs (paths,) and recorded series (paths, T_rec)."""
+
+    per_path: dict[str, np.ndarray]
+    recorded: dict[str, np.ndarray]
+    static: Static
+
+
+def precision(dtype: str):
+    """Context in which arrays of ``dtype`` can be built and traced."""
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def auto_chunk(static: Static, paths: int) -> int:
+    """Paths per chunk that fit the device's memory budget."""
+    itemsize = jnp.dtype(static.dtype).itemsize
+    per_path = itemsize * (WORK_ARRAYS_PER_COHORT * max(static.n_cohorts, 1) + 64 + 3 * (static.n_blocks + 2))
+    device = jax.devices()[0]
+    budget = CPU_CHUNK_BYTES
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        budget = int(stats["bytes_limit"] * DEVICE_MEMORY_SHARE)
+    limit = MAX_AUTO_CHUNK if device.platform == "cpu" else 2**24
+    return int(max(1, min(paths, budget // per_path, limit)))
+
+
+def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,
+                 progress: tqdm | None = None) -> ScenarioResult:
+    """Simulate ``paths`` paths of one scenario; randomness depends only on (seed, path index)."""
+    with precision(config.simulation.dtype):
+        params, static = build(config)
+        chunk = chunk_size or auto_chunk(static, paths)
+        chunk = min(chunk, paths)
+        key = jax.random.key(seed)
+        per_path: dict[str, list[np.ndarray]] = {}
+        recorded: dict[str, list[np.ndarray]] = {}
+        for start in range(0, paths, chunk):
+            take = min(chunk, paths - start)
+            out, rec = simulate_chunk(params, static, key, jnp.uint32(start), chunk)
+            for name, value in out.items():
+                per_path.setdefault(name, []).append(np.asarray(value)[:take])
+            for name, value in rec.items():
+                recorded.setdefault(name, []).append(np.asarray(value).T[:take])
+            if progress is not None:
+                progress.update(take)
+    return ScenarioResult(
+        {k: np.concatenate(v) for k, v in per_path.items()},
+        {k: np.concatenate(v) for k, v in recorded.items()},
+        static,
+    )
+
+
+def params_of(config: Config) -> tuple[Params, Static]:
+    """Kernel inputs of one scenario, built in its precision."""
+    with precision(config.simulation.dtype):
+        return build(config)

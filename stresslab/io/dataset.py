@@ -1,0 +1,75 @@
+"""Assemble scenario results into one ``xarray.Dataset`` with units and provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from stresslab.config.loading import ScenarioSet
+from stresslab.engine.runner import ScenarioResult
+
+PER_PATH = {
+    "cascade_depth": ("1", "maximum drawdown of the traded price from its start (fraction)"),
+    "min_price": ("quote currency", "minimum traded price"),
+    "final_price": ("quote currency", "traded price at the horizon"),
+    "liquidated_long": ("quote currency", "notional of long positions liquidated"),
+    "liquidated_short": ("quote currency", "notional of short positions liquidated"),
+    "bad_debt": ("quote currency", "negative equity left by liquidations"),
+    "insurance_fund": ("quote currency", "insurance fund at the horizon"),
+    "adl_notional": ("quote currency", "notional closed by auto-deleveraging"),
+    "socialised_loss": ("quote currency", "bad debt neither the fund nor ADL covered"),
+    "penalties": ("quote currency", "liquidation penalties paid to the insurance fund"),
+    "realized_vol": ("1/sqrt(year)", "realised volatility of traded log returns, annualised"),
+    "min_depth_ratio": ("1", "minimum available depth over the configured depth"),
+    "trader_equity": ("quote currency", "traders' returned cash plus open equity at the horizon"),
+    "trader_pnl": ("quote currency", "traders' realised plus unrealised PnL"),
+    "unstable_step": ("step", "first step with unstable hedging feedback (-1: none)"),
+    "rounds_exhausted": ("steps", "steps whose cascade needed more than cascade_rounds rounds"),
+}
+SERIES = {
+    "price": ("quote currency", "traded price"),
+    "depth": ("1", "available depth over the configured depth"),
+    "liquidation": ("quote currency", "notional liquidated since the previous time point"),
+}
+
+
+def _series(result: ScenarioResult) -> dict[str, np.ndarray]:
+    rec = result.recorded
+    liquidated = np.diff(rec["liquidated"], axis=1, prepend=0.0)
+    return {"price": rec["price"], "depth": rec["depth_ratio"], "liquidation": liquidated}
+
+
+def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int,
+             attrs: dict[str, object]) -> xr.Dataset:
+    """Stack per-scenario results along ``scenario``; swept values become coordinates."""
+    sim = scenarios.scenarios[0].simulation
+    static = results[0].static
+    quantiles = np.asarray(sim.quantiles, dtype=float)
+    time = (static.record_steps * static.dt_seconds * 1e9).astype("timedelta64[ns]")
+    data: dict[str, tuple] = {}
+    for name, (units, long_name) in PER_PATH.items():
+        stacked = np.stack([r.per_path[name] for r in results])
+        data[name] = (("scenario", "path"), stacked, {"units": units, "long_name": long_name})
+    series = [_series(r) for r in results]
+    for name, (units, long_name) in SERIES.items():
+        bands = np.stack([np.quantile(s[name].astype(np.float64), quantiles, axis=0).T for s in series])
+        data[f"{name}_quantiles"] = (("scenario", "time", "quantile"), bands,
+                                     {"units": units, "long_name": f"quantiles over paths of {long_name}"})
+        if sim.keep_paths:
+            kept = np.stack([s[name][: sim.keep_paths] for s in series])
+            data[f"sample_{name}"] = (("scenario", "sample", "time"), kept,
+                                      {"units": units, "long_name": f"{long_name}, sample paths"})
+    coords: dict[str, tuple] = {
+        "scenario": ("scenario", np.arange(len(results))),
+        "path": ("path", np.arange(results[0].per_path["cascade_depth"].shape[0])),
+        "time": ("time", time),
+        "quantile": ("quantile", quantiles),
+    }
+    if sim.keep_paths:
+        coords["sample"] = ("sample", np.arange(min(sim.keep_paths, coords["path"][1].size)))
+    for name, values in scenarios.coords.items():
+        coords[name] = ("scenario", np.asarray(values))
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({"seed": seed, "swept": ", ".join(scenarios.axes) or "none", **attrs,
+                     "config": scenarios.to_toml()})
+    return ds

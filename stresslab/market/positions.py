@@ -1,0 +1,193 @@
+"""Leveraged cohorts, maintenance margin, liquidation, insurance fund and auto-deleveraging.
+
+A cohort holds ``units`` of the asset on one side (``side`` = +1 long, -1 short),
+entered at ``entry`` with collateral ``margin_per_unit`` per unit. Its equity at
+price S is ``units * (margin_per_unit + side * (S - entry))``; it is liquidated
+when equity falls below maintenance margin (flat, or tiered by per-account
+notional). Liquidation fills release equity: the penalty goes to the insurance
+fund, the rest back to the trader, and negative equity is bad debt paid by the
+fund; what the fund cannot pay is a socialised loss. While the fund is exhausted,
+bankrupt cohorts are closed at their bankruptcy price against profitable
+opposite cohorts, highest rank (PnL fraction x effective leverage) first (ADL).
+Money is in quote currency; ``units`` in the asset.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from stresslab.market.liquidity import ONE_PERCENT
+
+
+class CohortParams(NamedTuple):
+    """Attributes ((C,) each, tiers (C, K)):
+    side: +1 long, -1 short.  units0: units at the start.  entry: entry price.
+    margin_per_unit: collateral per unit (entry / leverage).
+    tier_upper: per-account notional bounds of the margin tiers (last is inf).
+    tier_rate: maintenance margin rate of each tier.  accounts: accounts sharing the cohort.
+    """
+
+    side: jnp.ndarray
+    units0: jnp.ndarray
+    entry: jnp.ndarray
+    margin_per_unit: jnp.ndarray
+    tier_upper: jnp.ndarray
+    tier_rate: jnp.ndarray
+    accounts: jnp.ndarray
+
+
+class LiquidationParams(NamedTuple):
+    """Attributes: penalty (fraction of filled notional), fund0 (initial insurance fund),
+    max_order (liquidation notional executed per step; inf: no cap),
+    collar (max log-price move per step from liquidation orders; inf: none)."""
+
+    penalty: jnp.ndarray
+    fund0: jnp.ndarray
+    max_order: jnp.ndarray
+    collar: jnp.ndarray
+
+
+class Ledger(NamedTuple):
+    """Per-path money flows since the start, quote currency (each (N,)).
+
+    cash: equity returned to traders by closes.  realised_pnl: traders' PnL on closed units.
+    penalties: liquidation fees paid to the fund.  bad_debt: negative equity at liquidation.
+    socialised: bad debt the fund could not pay.  adl_notional: notional closed by ADL.
+    liquidated_long, liquidated_short: notional liquidated.  fund: insurance fund now.
+    """
+
+    cash: jnp.ndarray
+    realised_pnl: jnp.ndarray
+    penalties: jnp.ndarray
+    bad_debt: jnp.ndarray
+    socialised: jnp.ndarray
+    adl_notional: jnp.ndarray
+    liquidated_long: jnp.ndarray
+    liquidated_short: jnp.ndarray
+    fund: jnp.ndarray
+
+
+def initial_ledger(lp: LiquidationParams, n: int) -> Ledger:
+    zeros = jnp.zeros((n,), lp.fund0.dtype)
+    return Ledger(*([zeros] * 8), fund=zeros + lp.fund0)
+
+
+def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
+    """Cohort equity at ``price`` (N, C): collateral plus unrealised PnL."""
+    return units * (cp.margin_per_unit + cp.side * (price[..., None] - cp.entry))
+
+
+def maintenance(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
+    """Maintenance margin (N, C): marginal tier rates applied to per-account notional."""
+    per_account = (units * price[..., None] / cp.accounts)[..., None]
+    lower = jnp.concatenate([jnp.zeros_like(cp.tier_upper[..., :1]), cp.tier_upper[..., :-1]], axis=-1)
+    in_tier = jnp.clip(per_account - lower, 0.0, cp.tier_upper - lower)
+    return cp.accounts * jnp.sum(cp.tier_rate * in_tier, axis=-1)
+
+
+def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
+    """Open cohorts not yet in liquidation whose equity is below maintenance (N, C) bool."""
+    return ~in_liq & (units > 0) & (equity(cp, units, price) < maintenance(cp, units, price))
+
+
+def bankruptcy_price(cp: CohortParams) -> jnp.ndarray:
+    """Price at which a cohort's equity is zero (C,)."""
+    return cp.entry - cp.side * cp.margin_per_unit
+
+
+def execution_fraction(lp: LiquidationParams, queue_notional: jnp.ndarray, depth: jnp.ndarray,
+                       law: str) -> jnp.ndarray:
+    """Share of the liquidation queue executed this step under the order-size cap and collar (N,)."""
+    ratio = lp.collar / ONE_PERCENT
+    collar_cap = depth * (ratio if law == "linear" else ratio**2)
+    cap = jnp.minimum(lp.max_order, collar_cap)
+    return jnp.where(queue_notional > cap, cap / jnp.maximum(queue_notional, 1e-30), 1.0)
+
+
+def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled: jnp.ndarray,
+                 fill_price: jnp.ndarray) -> Ledger:
+    """Book market fills of ``filled`` units (N, C) at ``fill_price`` (N,)."""
+    released = equity(cp, filled, fill_price)
+    notional = filled * fill_price[..., None]
+    fee = jnp.minimum(lp.penalty * notional, jnp.maximum(released, 0.0))
+    bad = jnp.maximum(-released, 0.0)
+    fund = ledger.fund + jnp.sum(fee, -1) - jnp.sum(bad, -1)
+    long = cp.side > 0
+    return ledger._replace(
+        cash=ledger.cash + jnp.sum(jnp.maximum(released, 0.0) - fee, -1),
+        realised_pnl=ledger.realised_pnl + jnp.sum(cp.side * filled * (fill_price[..., None] - cp.entry), -1),
+        penalties=ledger.penalties + jnp.sum(fee, -1),
+        bad_debt=ledger.bad_debt + jnp.sum(bad, -1),
+        socialised=ledger.socialised + jnp.maximum(-fund, 0.0),
+        liquidated_long=ledger.liquidated_long + jnp.sum(jnp.where(long, notional, 0.0), -1),
+        liquidated_short=ledger.liquidated_short + jnp.sum(jnp.where(long, 0.0, notional), -1),
+        fund=jnp.maximum(fund, 0.0),
+    )
+
+
+def _take_by_rank(need: jnp.ndarray, capacity: jnp.ndarray, score: jnp.ndarray) -> jnp.ndarray:
+    """Fill ``need`` (N,) units from ``capacity`` (N, C), highest ``score`` first (ties: lower index)."""
+    index = jnp.arange(score.shape[-1])
+    higher = score[..., :, None] > score[..., None, :]
+    tie_first = (score[..., :, None] == score[..., None, :]) & (index[:, None] < index[None, :])
+    before = jnp.sum(jnp.where(higher | tie_first, capacity[..., :, None], 0.0), axis=-2)
+    return jnp.clip(need[..., None] - before, 0.0, capacity)
+
+
+def needs_adl(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
+              price: jnp.ndarray) -> jnp.ndarray:
+    """Whether any path has an exhausted fund and a bankrupt cohort in liquidation (scalar bool)."""
+    bankrupt = in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
+    return jnp.any((ledger.fund <= 0.0)[..., None] & bankrupt)
+
+
+def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
+                    price: jnp.ndarray) -> tuple[jnp.ndarray, Ledger]:
+    """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
+
+    Applies only on paths whose insurance fund is exhausted. Counterparties are
+    closed at the unit-weighted bankruptcy price of the bankrupt side.
+
+    Returns:
+        units after ADL (N, C) and the updated ledger.
+    """
+    exhausted = (ledger.fund <= 0.0)[..., None]
+    eq = equity(cp, units, price)
+    bankrupt = exhausted & in_liq & (units > 0) & (eq <= 0.0)
+    pnl = cp.side * (price[..., None] - cp.entry)
+    eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
+    score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (cp.margin_per_unit + pnl)), -jnp.inf)
+    bprice = bankruptcy_price(cp)
+    closed = jnp.zeros_like(units)
+    taken = jnp.zeros_like(units)
+    for side in (1.0, -1.0):
+        mine = bankrupt & (cp.side == side)
+        need = jnp.sum(jnp.where(mine, units, 0.0), -1)
+        capacity = jnp.where(eligible & (cp.side == -side), units, 0.0)
+        take = _take_by_rank(need, capacity, jnp.where(cp.side == -side, score, -jnp.inf))
+        matched = jnp.sum(take, -1)
+        share = jnp.where(need > 0, matched / jnp.maximum(need, 1e-30), 0.0)
+        closed = closed + jnp.where(mine, units * share[..., None], 0.0)
+        taken = taken + take
+    b_units = closed * bprice
+    # Counterparties close at the unit-weighted bankruptcy price of the side they absorb.
+    absorbed_price = jnp.zeros_like(units)
+    for side in (1.0, -1.0):
+        mine = cp.side == side
+        units_closed = jnp.sum(jnp.where(mine, closed, 0.0), -1)
+        avg = jnp.sum(jnp.where(mine, b_units, 0.0), -1) / jnp.maximum(units_closed, 1e-30)
+        absorbed_price = jnp.where(cp.side == -side, avg[..., None], absorbed_price)
+    cp_released = taken * (cp.margin_per_unit + cp.side * (absorbed_price - cp.entry))
+    long = cp.side > 0
+    ledger = ledger._replace(
+        cash=ledger.cash + jnp.sum(cp_released, -1),
+        realised_pnl=ledger.realised_pnl
+        + jnp.sum(cp.side * closed * (bprice - cp.entry), -1)
+        + jnp.sum(cp.side * taken * (absorbed_price - cp.entry), -1),
+        adl_notional=ledger.adl_notional + jnp.sum(b_units, -1),
+        liquidated_long=ledger.liquidated_long + jnp.sum(jnp.where(long, b_units, 0.0), -1),
+        liquidated_short=ledger.liquidated_short + jnp.sum(jnp.where(long, 0.0, b_units), -1),
+    )
+    return units - closed - taken, ledger

@@ -1,0 +1,230 @@
+"""One time step of the simulated market, composing the mechanisms in a visible order.
+
+Order within a step (all paths at once, arrays with a leading path axis N):
+
+1. exogenous fundamental move (diffusion, jumps, gaps, volatility spikes);
+2. book resilience: transient impact and consumed depth decay; depth after withdrawal;
+3. scheduled sell-program flow;
+4. margin check at the pre-flow price; auto-deleveraging while the insurance fund is exhausted;
+5. intra-step cascade rounds: solve the price that clears sell-program, liquidation
+   and dealer-hedge flow through the book (Newton on the impact equation), check
+   margins at that price, add newly triggered cohorts, repeat until no new
+   liquidation or ``cascade_rounds`` is reached;
+6. settle: liquidation fills at the step's average price, penalties, bad debt,
+   insurance fund; book the impact and depth consumption; dealers re-hedge.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from stresslab.market import dealers, liquidity, positions, price, sell_program
+from stresslab.market.params import Params, Static
+
+NEWTON_ITERATIONS = 4
+"""Newton iterations per cascade round for the price that clears the step's flow."""
+MIN_SLOPE = 0.05
+"""Below this slope of the clearing equation Newton falls back to a fixed-point step."""
+MAX_MOVE = 10.0
+"""Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+
+
+class MarketState(NamedTuple):
+    """Scan carry: the state of every path (fixed shapes and dtypes).
+
+    y_fund: fundamental log-price relative to s0 (N,).  y: traded log-price (N,).
+    book: order-book state.  remaining: sell-program notional left (N, P).
+    units: open units per cohort (N, C).  in_liq: cohort under liquidation (N, C).
+    hedge: dealer hedge, dollars (constant gamma) or units (options) (N,).
+    ledger: money flows.
+    """
+
+    y_fund: jnp.ndarray
+    y: jnp.ndarray
+    book: liquidity.LiquidityState
+    remaining: jnp.ndarray
+    units: jnp.ndarray
+    in_liq: jnp.ndarray
+    hedge: jnp.ndarray
+    ledger: positions.Ledger
+
+
+class Summary(NamedTuple):
+    """Online per-path reductions (N,) each.
+
+    min_y: lowest traded log-price.  sum_r2: sum of squared traded log returns.
+    min_depth_ratio: lowest available depth over the configured depth.
+    unstable_step: first step whose hedging feedback had no stable solution (-1: none).
+    rounds_exhausted: steps whose cascade needed more than ``cascade_rounds`` rounds.
+    """
+
+    min_y: jnp.ndarray
+    sum_r2: jnp.ndarray
+    min_depth_ratio: jnp.ndarray
+    unstable_step: jnp.ndarray
+    rounds_exhausted: jnp.ndarray
+
+
+def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, Summary]:
+    dtype = params.price.s0.dtype
+    zeros = jnp.zeros((n,), dtype)
+    units = jnp.broadcast_to(params.cohorts.units0, (n, static.n_cohorts)).astype(dtype)
+    hedge = zeros
+    if static.dealer_book is not None:
+        hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, params.price.s0, zeros)
+    state = MarketState(
+        y_fund=zeros,
+        y=zeros,
+        book=liquidity.initial_state(params.liquidity, n),
+        remaining=jnp.broadcast_to(params.sell.total, (n, static.n_programs)).astype(dtype),
+        units=units,
+        in_liq=jnp.zeros((n, static.n_cohorts), bool),
+        hedge=hedge,
+        ledger=positions.initial_ledger(params.liquidation, n),
+    )
+    summary = Summary(zeros, zeros, zeros + 1.0, jnp.full((n,), -1, jnp.int32), jnp.zeros((n,), jnp.int32))
+    return state, summary
+
+
+class _Flow(NamedTuple):
+    """Everything the clearing equation needs that is fixed within a step."""
+
+    y_base: jnp.ndarray
+    exogenous: jnp.ndarray
+    depth: jnp.ndarray
+    units: jnp.ndarray
+    hedge: jnp.ndarray
+    t_years: jnp.ndarray
+
+
+class _Queue(NamedTuple):
+    """Liquidation queue summed over cohorts (N,): net signed units (long > 0) and total units."""
+
+    net_units: jnp.ndarray
+    total_units: jnp.ndarray
+
+
+def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray) -> _Queue:
+    queue = jnp.where(in_liq, f.units, 0.0)
+    return _Queue(jnp.sum(params.cohorts.side * queue, -1), jnp.sum(queue, -1))
+
+
+def _execution_fraction(params: Params, static: Static, f: _Flow, q: _Queue, s: jnp.ndarray) -> jnp.ndarray:
+    """Share of the queue executed this step at price ``s`` under the engine's caps (N,)."""
+    return positions.execution_fraction(params.liquidation, q.total_units * s, f.depth, static.impact)
+
+
+def _total_flow(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
+    """Signed notional flow at log-price ``y`` (N,) and its derivative d flow / d y."""
+    s = params.price.s0 * jnp.exp(y)
+    frac = _execution_fraction(params, static, f, q, s)
+    liq = -q.net_units * frac * s
+    flow, slope = f.exogenous + liq, jnp.where(frac < 1.0, 0.0, liq)
+    if static.dealer_book is not None:
+        hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealer_book, f.hedge, y,
+                                                params.price.s0, f.t_years)
+        flow, slope = flow + hedge, slope + hedge_slope
+    return flow, slope
+
+
+def _clear(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
+    """Solve y = y_base + impact(flow(y)) by safeguarded Newton; returns (y, feedback phi)."""
+
+    def newton(_, y):
+        flow, slope = _total_flow(params, static, f, q, y)
+        move, dmove = liquidity.impact(flow, f.depth, static.impact)
+        residual = y - f.y_base - move
+        fprime = 1.0 - dmove * slope
+        fixed_point = f.y_base + move
+        y_new = jnp.where(fprime > MIN_SLOPE, y - residual / jnp.where(fprime > MIN_SLOPE, fprime, 1.0), fixed_point)
+        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE)
+
+    y = jax.lax.fori_loop(0, NEWTON_ITERATIONS, newton, y)
+    flow, slope = _total_flow(params, static, f, q, y)
+    _, dmove = liquidity.impact(flow, f.depth, static.impact)
+    return y, dmove * slope
+
+
+def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray):
+    """Intra-step cascade rounds. Returns (y, cohorts whose flow is in y, all in liquidation, phi, exhausted)."""
+    cohorts = params.cohorts
+
+    def cond(carry):
+        k, _, _, _, _, active = carry
+        return (k < static.cascade_rounds) & jnp.any(active)
+
+    def body(carry):
+        k, y, solved, queued, phi, active = carry
+        y_new, phi_new = _clear(params, static, f, _queue(params, f, queued), y)
+        y = jnp.where(active, y_new, y)
+        phi = jnp.where(active, phi_new, phi)
+        solved = jnp.where(active[..., None], queued, solved)
+        new = positions.newly_triggered(cohorts, f.units, queued, params.price.s0 * jnp.exp(y)) & active[..., None]
+        return k + 1, y, solved, queued | new, phi, active & jnp.any(new, -1)
+
+    n = f.y_base.shape[0]
+    init = (0, f.y_base, in_liq, in_liq, jnp.zeros_like(f.y_base), jnp.ones((n,), bool))
+    _, y, solved, queued, phi, active = jax.lax.while_loop(cond, body, init)
+    return y, solved, queued, phi, active
+
+
+def market_step(params: Params, static: Static, state: MarketState, summary: Summary,
+                t: jnp.ndarray, draws: jnp.ndarray) -> tuple[MarketState, Summary]:
+    """Advance every path by one step ``t`` (see the module docstring for the order)."""
+    p, dt = params, static.dt_years
+    s0 = p.price.s0
+    y_fund = state.y_fund + price.exogenous_return(p.price, t, draws, dt, static.max_jumps)
+    book = liquidity.recover(p.liquidity, state.book)
+    base = liquidity.baseline_depth(p.liquidity, book)
+    depth = base * (1.0 - book.consumed)
+    y_base = y_fund + book.permanent + book.transient if static.liquidity else y_fund
+    exogenous, remaining = sell_program.program_flow(p.sell, state.remaining, t)
+    t_years = (t + 1).astype(y_fund.dtype) * dt
+
+    units, ledger = state.units, state.ledger
+    in_liq = state.in_liq | positions.newly_triggered(p.cohorts, units, state.in_liq, s0 * jnp.exp(y_base))
+    if static.adl:
+        units, ledger = jax.lax.cond(
+            positions.needs_adl(p.cohorts, units, in_liq, ledger, s0 * jnp.exp(y_base)),
+            lambda: positions.auto_deleverage(p.cohorts, units, in_liq, ledger, s0 * jnp.exp(y_base)),
+            lambda: (units, ledger),
+        )
+
+    flow_in = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf),
+                    units, state.hedge, t_years)
+    if static.liquidity:
+        y, solved, in_liq, phi, exhausted = _cascade(p, static, flow_in, in_liq)
+    else:
+        y, solved, phi, exhausted = y_base, in_liq, jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
+
+    queue = _queue(p, flow_in, solved)
+    frac = _execution_fraction(p, static, flow_in, queue, s0 * jnp.exp(y))
+    filled = jnp.where(solved, units, 0.0) * frac[..., None]
+    fill_price = s0 * jnp.exp(0.5 * (y_base + y))
+    ledger = jax.lax.cond(
+        jnp.any(filled > 0),
+        lambda: positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price),
+        lambda: ledger,
+    )
+    units = units - filled
+
+    hedge = state.hedge
+    if static.dealer_book is not None:
+        hedge = dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years)
+    step_return = y - state.y
+    if static.liquidity:
+        flow, _ = _total_flow(p, static, flow_in, queue, y)
+        book = liquidity.after_trade(p.liquidity, book, y - y_base, flow, base, step_return, dt)
+    unstable = (phi >= 1.0) if static.impact == "linear" else jnp.zeros_like(exhausted)
+    new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger)
+    new_summary = Summary(
+        min_y=jnp.minimum(summary.min_y, y),
+        sum_r2=summary.sum_r2 + step_return**2,
+        min_depth_ratio=jnp.minimum(summary.min_depth_ratio, depth / p.liquidity.depth),
+        unstable_step=jnp.where((summary.unstable_step < 0) & unstable, t, summary.unstable_step),
+        rounds_exhausted=summary.rounds_exhausted + exhausted.astype(jnp.int32),
+    )
+    return new_state, new_summary
