@@ -44,14 +44,12 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
         ConfigError: the config is invalid (message names the field).
         StresslabError: the run produced numbers that cannot be trusted.
     """
+    given = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
+    overrides = [*overrides, *(f"simulation.{k}={v}" for k, v in given.items() if v is not None)]
     scenarios = load_config(config, overrides)
     sim = scenarios.scenarios[0].simulation
-    paths = paths if paths is not None else sim.paths
-    seed = seed if seed is not None else sim.seed
-    if paths < 1:
-        raise StresslabError(f"paths must be at least 1 (got {paths})")
-    if chunk_size is None and sim.chunk_size != "auto":
-        chunk_size = sim.chunk_size
+    paths, seed = sim.paths, sim.seed
+    chunk_size = None if sim.chunk_size == "auto" else sim.chunk_size
     results = []
     with tqdm(total=paths * len(scenarios.scenarios), unit="path", disable=not progress,
               desc="simulating", dynamic_ncols=True) as bar:

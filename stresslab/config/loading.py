@@ -83,8 +83,11 @@ def load_config(source: str | Path | Mapping[str, Any] | ScenarioSet | Config,
         point = copy.deepcopy(raw)
         for (path, _), value in zip(sweeps, combo, strict=True):
             _set(point, path, value)
-            coords[_dotted(path)].append(value)
-        scenarios.append(validate(point))
+        scenario = validate(point)
+        dumped = _dump(scenario)
+        for path, _ in sweeps:
+            coords[_dotted(path)].append(_get(dumped, path))
+        scenarios.append(scenario)
     resolved = _dump(scenarios[0])
     for (path, values) in sweeps:
         _set(resolved, path, list(values))
@@ -120,7 +123,12 @@ def _read(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config is a TOML or YAML text file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from None
     if not text.strip():
         raise ConfigError(f"{path}: the config file is empty")
     try:
@@ -157,6 +165,12 @@ def _set(tree: Any, path: Sequence[Any], value: Any) -> None:
         else:
             tree = tree[part]
     tree[path[-1]] = value
+
+
+def _get(tree: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        tree = tree[part]
+    return tree
 
 
 def _find_sweeps(model: type[BaseModel], raw: Any, prefix: tuple, out: list) -> None:

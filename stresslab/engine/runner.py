@@ -25,6 +25,9 @@ DEVICE_MEMORY_SHARE = 0.4
 WORK_ARRAYS_PER_COHORT = 48
 """Rough count of (paths x cohorts) temporaries alive in a step, for sizing chunks."""
 MAX_AUTO_CHUNK = 2**16
+LANE_PAD = 64
+"""Compiled chunks hold a multiple of this many paths (padding is discarded): every path then
+runs through the same vectorised machine code, which keeps results bit-identical across chunk sizes."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,10 @@ def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | Non
         key = jax.random.key(seed)
         per_path: dict[str, list[np.ndarray]] = {}
         recorded: dict[str, list[np.ndarray]] = {}
+        compiled = -(-chunk // LANE_PAD) * LANE_PAD
         for start in range(0, paths, chunk):
             take = min(chunk, paths - start)
-            out, rec = simulate_chunk(params, static, key, jnp.uint32(start), chunk)
+            out, rec = simulate_chunk(params, static, key, jnp.uint32(start), compiled)
             for name, value in out.items():
                 per_path.setdefault(name, []).append(np.asarray(value)[:take])
             for name, value in rec.items():

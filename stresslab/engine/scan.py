@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from stresslab.engine.keys import path_keys, step_uniforms
 from stresslab.market import liquidity, positions
 from stresslab.market.params import Params, Static
+from stresslab.market.reduce import fixed_sum
 from stresslab.market.step import MarketState, Summary, initial_state, market_step
 
 
@@ -32,8 +33,8 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
     s0 = params.price.s0
     s_end = s0 * jnp.exp(state.y)
     ledger = state.ledger
-    open_equity = jnp.sum(positions.equity(params.cohorts, state.units, s_end), -1)
-    open_pnl = jnp.sum(params.cohorts.side * state.units * (s_end[..., None] - params.cohorts.entry), -1)
+    open_equity = fixed_sum(positions.equity(params.cohorts, state.units, s_end), -1)
+    open_pnl = fixed_sum(params.cohorts.side * state.units * (s_end[..., None] - params.cohorts.entry), -1)
     years = static.n_steps * static.dt_years
     return {
         "cascade_depth": jnp.maximum(-jnp.expm1(summary.min_y), 0.0),

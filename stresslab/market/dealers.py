@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
 from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.reduce import fixed_sum
 
 MIN_TAU = 1e-9
 """Years to expiry below which an option is treated as expired."""
@@ -46,8 +47,8 @@ def _delta_gamma(p: DealerParams, price: jnp.ndarray, tau: jnp.ndarray) -> tuple
     call_delta = ndtr(d1)
     delta = jnp.where(p.is_call, call_delta, call_delta - 1.0)
     gamma = jnp.exp(-0.5 * d1**2) / (jnp.sqrt(2 * jnp.pi) * s * vol_t)
-    book_delta = jnp.sum(jnp.where(alive, p.quantity * delta, 0.0), -1)
-    book_gamma = jnp.sum(jnp.where(alive, p.quantity * gamma, 0.0), -1)
+    book_delta = fixed_sum(jnp.where(alive, p.quantity * delta, 0.0), -1)
+    book_gamma = fixed_sum(jnp.where(alive, p.quantity * gamma, 0.0), -1)
     return book_delta, book_gamma
 
 

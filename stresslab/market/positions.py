@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.reduce import fixed_sum
 
 
 class CohortParams(NamedTuple):
@@ -82,9 +83,9 @@ def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndar
 def maintenance(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
     """Maintenance margin (N, C): marginal tier rates applied to per-account notional."""
     per_account = (units * price[..., None] / cp.accounts)[..., None]
-    lower = jnp.concatenate([jnp.zeros_like(cp.tier_upper[..., :1]), cp.tier_upper[..., :-1]], axis=-1)
+    lower = jnp.concatenate([jnp.zeros_like(cp.tier_upper[..., :1]), cp.tier_upper[..., :-1]], -1)
     in_tier = jnp.clip(per_account - lower, 0.0, cp.tier_upper - lower)
-    return cp.accounts * jnp.sum(cp.tier_rate * in_tier, axis=-1)
+    return cp.accounts * fixed_sum(cp.tier_rate * in_tier, -1)
 
 
 def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
@@ -113,16 +114,16 @@ def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled
     notional = filled * fill_price[..., None]
     fee = jnp.minimum(lp.penalty * notional, jnp.maximum(released, 0.0))
     bad = jnp.maximum(-released, 0.0)
-    fund = ledger.fund + jnp.sum(fee, -1) - jnp.sum(bad, -1)
+    fund = ledger.fund + fixed_sum(fee, -1) - fixed_sum(bad, -1)
     long = cp.side > 0
     return ledger._replace(
-        cash=ledger.cash + jnp.sum(jnp.maximum(released, 0.0) - fee, -1),
-        realised_pnl=ledger.realised_pnl + jnp.sum(cp.side * filled * (fill_price[..., None] - cp.entry), -1),
-        penalties=ledger.penalties + jnp.sum(fee, -1),
-        bad_debt=ledger.bad_debt + jnp.sum(bad, -1),
+        cash=ledger.cash + fixed_sum(jnp.maximum(released, 0.0) - fee, -1),
+        realised_pnl=ledger.realised_pnl + fixed_sum(cp.side * filled * (fill_price[..., None] - cp.entry), -1),
+        penalties=ledger.penalties + fixed_sum(fee, -1),
+        bad_debt=ledger.bad_debt + fixed_sum(bad, -1),
         socialised=ledger.socialised + jnp.maximum(-fund, 0.0),
-        liquidated_long=ledger.liquidated_long + jnp.sum(jnp.where(long, notional, 0.0), -1),
-        liquidated_short=ledger.liquidated_short + jnp.sum(jnp.where(long, 0.0, notional), -1),
+        liquidated_long=ledger.liquidated_long + fixed_sum(jnp.where(long, notional, 0.0), -1),
+        liquidated_short=ledger.liquidated_short + fixed_sum(jnp.where(long, 0.0, notional), -1),
         fund=jnp.maximum(fund, 0.0),
     )
 
@@ -132,7 +133,7 @@ def _take_by_rank(need: jnp.ndarray, capacity: jnp.ndarray, score: jnp.ndarray) 
     index = jnp.arange(score.shape[-1])
     higher = score[..., :, None] > score[..., None, :]
     tie_first = (score[..., :, None] == score[..., None, :]) & (index[:, None] < index[None, :])
-    before = jnp.sum(jnp.where(higher | tie_first, capacity[..., :, None], 0.0), axis=-2)
+    before = fixed_sum(jnp.where(higher | tie_first, capacity[..., :, None], 0.0), -2)
     return jnp.clip(need[..., None] - before, 0.0, capacity)
 
 
@@ -164,10 +165,10 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     taken = jnp.zeros_like(units)
     for side in (1.0, -1.0):
         mine = bankrupt & (cp.side == side)
-        need = jnp.sum(jnp.where(mine, units, 0.0), -1)
+        need = fixed_sum(jnp.where(mine, units, 0.0), -1)
         capacity = jnp.where(eligible & (cp.side == -side), units, 0.0)
         take = _take_by_rank(need, capacity, jnp.where(cp.side == -side, score, -jnp.inf))
-        matched = jnp.sum(take, -1)
+        matched = fixed_sum(take, -1)
         share = jnp.where(need > 0, matched / jnp.maximum(need, 1e-30), 0.0)
         closed = closed + jnp.where(mine, units * share[..., None], 0.0)
         taken = taken + take
@@ -176,18 +177,18 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     absorbed_price = jnp.zeros_like(units)
     for side in (1.0, -1.0):
         mine = cp.side == side
-        units_closed = jnp.sum(jnp.where(mine, closed, 0.0), -1)
-        avg = jnp.sum(jnp.where(mine, b_units, 0.0), -1) / jnp.maximum(units_closed, 1e-30)
+        units_closed = fixed_sum(jnp.where(mine, closed, 0.0), -1)
+        avg = fixed_sum(jnp.where(mine, b_units, 0.0), -1) / jnp.maximum(units_closed, 1e-30)
         absorbed_price = jnp.where(cp.side == -side, avg[..., None], absorbed_price)
     cp_released = taken * (cp.margin_per_unit + cp.side * (absorbed_price - cp.entry))
     long = cp.side > 0
     ledger = ledger._replace(
-        cash=ledger.cash + jnp.sum(cp_released, -1),
+        cash=ledger.cash + fixed_sum(cp_released, -1),
         realised_pnl=ledger.realised_pnl
-        + jnp.sum(cp.side * closed * (bprice - cp.entry), -1)
-        + jnp.sum(cp.side * taken * (absorbed_price - cp.entry), -1),
-        adl_notional=ledger.adl_notional + jnp.sum(b_units, -1),
-        liquidated_long=ledger.liquidated_long + jnp.sum(jnp.where(long, b_units, 0.0), -1),
-        liquidated_short=ledger.liquidated_short + jnp.sum(jnp.where(long, 0.0, b_units), -1),
+        + fixed_sum(cp.side * closed * (bprice - cp.entry), -1)
+        + fixed_sum(cp.side * taken * (absorbed_price - cp.entry), -1),
+        adl_notional=ledger.adl_notional + fixed_sum(b_units, -1),
+        liquidated_long=ledger.liquidated_long + fixed_sum(jnp.where(long, b_units, 0.0), -1),
+        liquidated_short=ledger.liquidated_short + fixed_sum(jnp.where(long, 0.0, b_units), -1),
     )
     return units - closed - taken, ledger

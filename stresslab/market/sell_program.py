@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from stresslab.market.reduce import fixed_sum
+
 
 class SellParams(NamedTuple):
     """Attributes (all (P,), one entry per program):
@@ -29,4 +31,4 @@ def program_flow(p: SellParams, remaining: jnp.ndarray, t: jnp.ndarray) -> tuple
     """Signed notional sent to the market in step ``t`` (N,), and what remains (N, P)."""
     live = t >= p.start
     executed = jnp.where(live, jnp.minimum(remaining, p.per_step), 0.0)
-    return jnp.sum(p.sign * executed, axis=-1), remaining - executed
+    return fixed_sum(p.sign * executed, -1), remaining - executed

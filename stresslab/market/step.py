@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from stresslab.market import dealers, liquidity, positions, price, sell_program
 from stresslab.market.params import Params, Static
+from stresslab.market.reduce import fixed_sum
 
 NEWTON_ITERATIONS = 4
 """Newton iterations per cascade round for the price that clears the step's flow."""
@@ -74,7 +75,8 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
     units = jnp.broadcast_to(params.cohorts.units0, (n, static.n_cohorts)).astype(dtype)
     hedge = zeros
     if static.dealer_book is not None:
-        hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, params.price.s0, zeros)
+        start = jnp.zeros((), dtype)
+        hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, params.price.s0, start)
     state = MarketState(
         y_fund=zeros,
         y=zeros,
@@ -109,7 +111,7 @@ class _Queue(NamedTuple):
 
 def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray) -> _Queue:
     queue = jnp.where(in_liq, f.units, 0.0)
-    return _Queue(jnp.sum(params.cohorts.side * queue, -1), jnp.sum(queue, -1))
+    return _Queue(fixed_sum(params.cohorts.side * queue, -1), fixed_sum(queue, -1))
 
 
 def _execution_fraction(params: Params, static: Static, f: _Flow, q: _Queue, s: jnp.ndarray) -> jnp.ndarray:
@@ -187,10 +189,12 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     units, ledger = state.units, state.ledger
     in_liq = state.in_liq | positions.newly_triggered(p.cohorts, units, state.in_liq, s0 * jnp.exp(y_base))
     if static.adl:
+        s_base = s0 * jnp.exp(y_base)
         units, ledger = jax.lax.cond(
-            positions.needs_adl(p.cohorts, units, in_liq, ledger, s0 * jnp.exp(y_base)),
-            lambda: positions.auto_deleverage(p.cohorts, units, in_liq, ledger, s0 * jnp.exp(y_base)),
-            lambda: (units, ledger),
+            positions.needs_adl(p.cohorts, units, in_liq, ledger, s_base),
+            lambda u, led: positions.auto_deleverage(p.cohorts, u, in_liq, led, s_base),
+            lambda u, led: (u, led),
+            units, ledger,
         )
 
     flow_in = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf),
@@ -206,8 +210,9 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     fill_price = s0 * jnp.exp(0.5 * (y_base + y))
     ledger = jax.lax.cond(
         jnp.any(filled > 0),
-        lambda: positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price),
-        lambda: ledger,
+        lambda led: positions.settle_fills(p.cohorts, p.liquidation, led, filled, fill_price),
+        lambda led: led,
+        ledger,
     )
     units = units - filled
 

@@ -1,0 +1,159 @@
+"""The ``stresslab`` command line: parse arguments, call the library, print results.
+
+Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or an output
+that cannot be written; 2 a usage problem (bad config, missing file, bad ``--set``,
+an output that exists without ``--overwrite``). Problems are reported as one line
+on stderr, ``error: ...``, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import click
+import pandas as pd
+import xarray as xr
+
+from stresslab import __version__
+from stresslab.api import simulate
+from stresslab.config.loading import ConfigError, ScenarioSet, load_config
+from stresslab.errors import StresslabError
+from stresslab.io import store
+from stresslab.metrics.tail import SUMMARY_LEVELS, level_suffix, summary_table
+
+USAGE_ERROR = 2
+RUN_ERROR = 1
+PERCENT = 100.0
+
+
+class _Failure(click.ClickException):
+    """A problem reported as one line, ``error: message``, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code
+
+    def show(self, file: IO[str] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn the library's errors into one-line messages and exit codes."""
+    try:
+        yield
+    except (ConfigError, FileExistsError) as err:
+        raise _Failure(str(err), USAGE_ERROR) from None
+    except StresslabError as err:
+        raise _Failure(str(err), RUN_ERROR) from None
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        raise _Failure(f"{where}{err.strerror or err}", RUN_ERROR) from None
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the warnings raised inside as ``warning: message`` lines on stderr, once the block ends.
+
+    Deferred so that they do not land in the middle of the progress bar.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            for warning in caught:
+                click.echo(f"warning: {warning.message}", err=True)
+
+
+_set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a config field, e.g. --set market.sigma=0.8; a list sweeps it, e.g. --set 'market.sigma=[0.5, 1]'. "
+         "Repeatable.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stresslab")
+def main() -> None:
+    """Monte Carlo stress tests of flash crashes and liquidation cascades."""
+
+
+@main.command()
+@click.argument("config")
+@click.option("--paths", type=int, help="Paths per scenario (default: simulation.paths).")
+@click.option("--seed", type=int, help="Random seed (default: simulation.seed).")
+@click.option("--chunk-size", type=int,
+              help="Paths per chunk (default: simulation.chunk_size); results do not depend on it.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write the results here: netCDF if it ends in .nc, else a Zarr directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@_set_option
+def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
+        overwrite: bool, overrides: tuple[str, ...]) -> None:
+    """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics."""
+    settings = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
+    overrides += tuple(f"simulation.{key}={value}" for key, value in settings.items() if value is not None)
+    with _reported():
+        scenarios = load_config(config, overrides)
+        if out is not None:
+            store.check_target(out, overwrite=overwrite)
+        with _warnings_as_lines():
+            ds = simulate(scenarios, progress=True)
+        if out is not None:
+            store.write(ds, out, overwrite=overwrite)
+    click.echo(_format_summary(ds))
+    if out is not None:
+        click.echo(f"results: {out}")
+
+
+@main.command()
+@click.argument("config")
+@_set_option
+def check(config: str, overrides: tuple[str, ...]) -> None:
+    """Validate CONFIG and print it resolved (defaults filled in, units normalised) as TOML."""
+    with _reported():
+        scenarios = load_config(config, overrides)
+    click.echo(scenarios.to_toml())
+    click.echo(f"# {_describe_sweep(scenarios)}")
+
+
+def _format_summary(ds: xr.Dataset) -> str:
+    """An aligned table of tail metrics, one row per scenario, with the swept values.
+
+    Cascade depth VaR/ES are percentages of the start price, ``P(liq)`` is the
+    percentage of paths with any liquidation, bad debt is in quote currency.
+    """
+    table = summary_table(ds)
+    shown = pd.DataFrame(index=table.index)
+    for name in table.columns:
+        if name in ds.coords:
+            shown[name] = table[name]
+    for level in SUMMARY_LEVELS:
+        suffix = level_suffix(level)
+        shown[f"depth VaR {PERCENT * level:g}%"] = _percentages(table[f"var_{suffix}"])
+        shown[f"depth ES {PERCENT * level:g}%"] = _percentages(table[f"es_{suffix}"])
+    shown["P(liq)"] = _percentages(table["p_liquidation"])
+    shown["mean bad debt"] = table["mean_bad_debt"].map("{:,.2f}".format)
+    caption = (f"{ds.sizes['path']} paths per scenario; depth: cascade depth, the maximum drawdown from the start "
+               "price; P(liq): paths with any liquidation; bad debt in quote currency")
+    return f"{caption}\n{shown.reset_index().to_string(index=False)}"
+
+
+def _percentages(values: pd.Series) -> pd.Series:
+    return (PERCENT * values).map("{:.2f}%".format)
+
+
+def _describe_sweep(scenarios: ScenarioSet) -> str:
+    count = len(scenarios.scenarios)
+    if not scenarios.axes:
+        return "1 scenario (no sweep)"
+    axes = " x ".join(f"{name} ({len(values)} values)" for name, values in scenarios.axes.items())
+    return f"the sweep expands to {count} scenarios: {axes}"
+
+
+if __name__ == "__main__":
+    main(prog_name="stresslab")

@@ -1,0 +1,116 @@
+"""Exact rule examples for margin, liquidation fills, the insurance fund and ADL."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stresslab.market import positions
+
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    with jax.enable_x64(True):
+        yield
+
+
+def cohorts(side, leverage, entry, units, mm=0.005, tiers=None, accounts=1.0):
+    side = np.asarray(side, float)
+    entry = np.asarray(entry, float)
+    n = side.size
+    if tiers is None:
+        upper = np.full((n, 1), 1e30)
+        rate = np.full((n, 1), mm)
+    else:
+        bounds, rates = tiers
+        upper = np.tile(np.append(bounds, 1e30), (n, 1))
+        rate = np.tile(rates, (n, 1))
+    return positions.CohortParams(
+        side=jnp.asarray(side), units0=jnp.asarray(units, float), entry=jnp.asarray(entry),
+        margin_per_unit=jnp.asarray(entry / np.asarray(leverage, float)),
+        tier_upper=jnp.asarray(upper), tier_rate=jnp.asarray(rate), accounts=jnp.full((n,), accounts),
+    )
+
+
+def test_flat_margin_liquidates_at_the_textbook_price():
+    cp = cohorts([1, -1], [20, 20], [100, 100], [1.0, 1.0])
+    units = jnp.ones((1, 2))
+    long_liq = 100 * (1 - 1 / 20) / (1 - 0.005)
+    short_liq = 100 * (1 + 1 / 20) / (1 + 0.005)
+    not_in = jnp.zeros((1, 2), bool)
+    above = positions.newly_triggered(cp, units, not_in, jnp.asarray([long_liq * (1 + 1e-9)]))
+    below = positions.newly_triggered(cp, units, not_in, jnp.asarray([long_liq * (1 - 1e-9)]))
+    assert not above[0, 0] and below[0, 0]
+    assert not positions.newly_triggered(cp, units, not_in, jnp.asarray([short_liq * (1 - 1e-9)]))[0, 1]
+    assert positions.newly_triggered(cp, units, not_in, jnp.asarray([short_liq * (1 + 1e-9)]))[0, 1]
+
+
+def test_tiered_margin_is_marginal_by_per_account_notional():
+    # Binance-style: 0.4 % up to 50k, 1 % to 250k, 2.5 % above; 2 accounts of 200 units at 1,000.
+    cp = cohorts([1], [10], [1000.0], [400.0], tiers=([5e4, 2.5e5], [0.004, 0.01, 0.025]), accounts=2.0)
+    mm = positions.maintenance(cp, jnp.asarray([[400.0]]), jnp.asarray([1000.0]))
+    per_account = 0.004 * 5e4 + 0.01 * 1.5e5  # 200k each: first tier full, 150k in the second
+    assert float(mm[0, 0]) == pytest.approx(2 * per_account, rel=1e-12)
+    mm_big = positions.maintenance(cp, jnp.asarray([[400.0]]), jnp.asarray([2000.0]))
+    per_account_big = 0.004 * 5e4 + 0.01 * 2e5 + 0.025 * 1.5e5  # 400k each
+    assert float(mm_big[0, 0]) == pytest.approx(2 * per_account_big, rel=1e-12)
+
+
+def ledger(fund):
+    return positions.initial_ledger(
+        positions.LiquidationParams(*(jnp.asarray(x) for x in (0.01, fund, np.inf, np.inf))), 1)
+
+
+def test_fill_above_bankruptcy_pays_penalty_and_returns_rest():
+    cp = cohorts([1], [10], [100.0], [1.0])
+    lp = positions.LiquidationParams(*(jnp.asarray(x) for x in (0.01, 50.0, np.inf, np.inf)))
+    out = positions.settle_fills(cp, lp, ledger(50.0), jnp.asarray([[1.0]]), jnp.asarray([95.0]))
+    # Equity at 95: 10 + (95 - 100) = 5; penalty 1 % of 95 = 0.95 to the fund, 4.05 back.
+    assert float(out.penalties[0]) == pytest.approx(0.95)
+    assert float(out.cash[0]) == pytest.approx(4.05)
+    assert float(out.fund[0]) == pytest.approx(50.95)
+    assert float(out.bad_debt[0]) == 0.0
+    assert float(out.liquidated_long[0]) == pytest.approx(95.0)
+
+
+def test_fill_beyond_bankruptcy_is_bad_debt_then_socialised():
+    cp = cohorts([1], [10], [100.0], [1.0])
+    lp = positions.LiquidationParams(*(jnp.asarray(x) for x in (0.01, 3.0, np.inf, np.inf)))
+    out = positions.settle_fills(cp, lp, ledger(3.0), jnp.asarray([[1.0]]), jnp.asarray([85.0]))
+    # Equity at 85: 10 - 15 = -5: bad debt 5, the fund pays 3, 2 is socialised.
+    assert float(out.bad_debt[0]) == pytest.approx(5.0)
+    assert float(out.fund[0]) == 0.0
+    assert float(out.socialised[0]) == pytest.approx(2.0)
+    assert float(out.penalties[0]) == 0.0
+
+
+def test_adl_closes_by_rank_at_the_bankruptcy_price():
+    # One bankrupt long (bankruptcy price 90) against three shorts; the fund is empty.
+    # Ranking = PnL fraction x effective leverage: the 50x short ranks above the 5x one;
+    # the short entered below the price is losing and is never deleveraged.
+    cp = cohorts([1, -1, -1, -1], [10, 50, 5, 20], [100.0, 100.0, 100.0, 80.0], [3.0, 2.0, 5.0, 4.0])
+    units = jnp.asarray([[3.0, 2.0, 5.0, 4.0]])
+    in_liq = jnp.asarray([[True, False, False, False]])
+    price = jnp.asarray([85.0])
+    new_units, out = positions.auto_deleverage(cp, units, in_liq, ledger(0.0), price)
+    np.testing.assert_allclose(new_units, [[0.0, 0.0, 4.0, 4.0]])
+    bankruptcy = 90.0
+    # Long closes at its bankruptcy price: its equity is exactly zero, nothing returned.
+    # Shorts close at 90: equity per unit 100/lev + (100 - 90).
+    expected_cash = 2 * (2 + 10) + 1 * (20 + 10)
+    assert float(out.cash[0]) == pytest.approx(expected_cash)
+    assert float(out.adl_notional[0]) == pytest.approx(3 * bankruptcy)
+    assert float(out.realised_pnl[0]) == pytest.approx(3 * (90 - 100) + 3 * (100 - 90))
+    assert float(out.bad_debt[0]) == 0.0
+
+
+def test_adl_waits_while_the_fund_can_pay():
+    cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 2.0])
+    units = jnp.asarray([[3.0, 2.0]])
+    in_liq = jnp.asarray([[True, False]])
+    same, out = positions.auto_deleverage(cp, units, in_liq, ledger(1e6), jnp.asarray([85.0]))
+    np.testing.assert_array_equal(same, units)
+    assert float(out.adl_notional[0]) == 0.0
