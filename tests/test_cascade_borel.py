@@ -35,7 +35,8 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
     nu = m / STEP
     config = load_config({
         "simulation": {"steps": 1, "dt": "1s", "dtype": "float64", "cascade_rounds": COHORTS},
-        "market": {"price": S0, "sigma": 0.0, "shocks": [{"type": "gap", "at": "0s", "size": float(np.expm1(-2 * FIRST))}]},
+        "market": {"price": S0, "sigma": 0.0,
+                   "shocks": [{"type": "gap", "at": "0s", "size": float(np.expm1(-2 * FIRST))}]},
         "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
         "position_grids": [{"side": "long", "notional": 1e6, "leverage_min": 2, "leverage_max": 3,
                             "cohorts": COHORTS, "maintenance_margin": 0.0}],
@@ -44,7 +45,8 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
     with jax.enable_x64(True):
         params, static = build(config)
         rng = np.random.default_rng(seed)
-        drops = FIRST + np.concatenate([np.zeros((PATHS, 1)), np.cumsum(rng.exponential(1 / nu, (PATHS, COHORTS - 1)), 1)], 1)
+        spacing = rng.exponential(1 / nu, (PATHS, COHORTS - 1))
+        drops = FIRST + np.concatenate([np.zeros((PATHS, 1)), np.cumsum(spacing, 1)], 1)
         # Liquidation (= bankruptcy, mm = 0) at S0 * exp(-drop): margin per unit S0 * (1 - exp(-drop)).
         units = STEP * DEPTH / (0.01 * S0)
         cohorts = params.cohorts._replace(

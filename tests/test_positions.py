@@ -10,7 +10,6 @@ import pytest
 from stresslab.market import positions
 
 
-
 @pytest.fixture(autouse=True)
 def float64():
     with jax.enable_x64(True):
