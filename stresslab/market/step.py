@@ -114,17 +114,22 @@ def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray) -> _Queue:
     return _Queue(fixed_sum(params.cohorts.side * queue, -1), fixed_sum(queue, -1))
 
 
-def _execution_fraction(params: Params, static: Static, f: _Flow, q: _Queue, s: jnp.ndarray) -> jnp.ndarray:
-    """Share of the queue executed this step at price ``s`` under the engine's caps (N,)."""
-    return positions.execution_fraction(params.liquidation, q.total_units * s, f.depth, static.impact)
+def _fill_price(params: Params, f: _Flow, y: jnp.ndarray) -> jnp.ndarray:
+    """Average execution price of the step's market orders: the geometric mid of the pre-flow and clearing prices."""
+    return params.price.s0 * jnp.exp(0.5 * (f.y_base + y))
+
+
+def _execution_fraction(params: Params, static: Static, f: _Flow, q: _Queue, fill: jnp.ndarray) -> jnp.ndarray:
+    """Share of the queue executed this step at fill price ``fill`` under the engine's caps (N,)."""
+    return positions.execution_fraction(params.liquidation, q.total_units * fill, f.depth, static.impact)
 
 
 def _total_flow(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
     """Signed notional flow at log-price ``y`` (N,) and its derivative d flow / d y."""
-    s = params.price.s0 * jnp.exp(y)
-    frac = _execution_fraction(params, static, f, q, s)
-    liq = -q.net_units * frac * s
-    flow, slope = f.exogenous + liq, jnp.where(frac < 1.0, 0.0, liq)
+    fill = _fill_price(params, f, y)
+    frac = _execution_fraction(params, static, f, q, fill)
+    liq = -q.net_units * frac * fill
+    flow, slope = f.exogenous + liq, jnp.where(frac < 1.0, 0.0, 0.5 * liq)
     if static.dealer_book is not None:
         hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealer_book, f.hedge, y,
                                                 params.price.s0, f.t_years)
@@ -205,9 +210,9 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         y, solved, phi, exhausted = y_base, in_liq, jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
 
     queue = _queue(p, flow_in, solved)
-    frac = _execution_fraction(p, static, flow_in, queue, s0 * jnp.exp(y))
+    fill_price = _fill_price(p, flow_in, y)
+    frac = _execution_fraction(p, static, flow_in, queue, fill_price)
     filled = jnp.where(solved, units, 0.0) * frac[..., None]
-    fill_price = s0 * jnp.exp(0.5 * (y_base + y))
     ledger = jax.lax.cond(
         jnp.any(filled > 0),
         lambda led: positions.settle_fills(p.cohorts, p.liquidation, led, filled, fill_price),
