@@ -93,6 +93,16 @@ def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, p
     return ~in_liq & (units > 0) & (equity(cp, units, price) < maintenance(cp, units, price))
 
 
+def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray,
+                  price: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Margin check at ``price`` (N, C) bools: newly triggered cohorts, and cohorts in
+    liquidation (after this check) whose equity is gone (bankrupt)."""
+    eq = equity(cp, units, price)
+    open_ = units > 0
+    newly = ~in_liq & open_ & (eq < maintenance(cp, units, price))
+    return newly, (in_liq | newly) & open_ & (eq <= 0.0)
+
+
 def bankruptcy_price(cp: CohortParams) -> jnp.ndarray:
     """Price at which a cohort's equity is zero (C,)."""
     return cp.entry - cp.side * cp.margin_per_unit
@@ -135,13 +145,6 @@ def _take_by_rank(need: jnp.ndarray, capacity: jnp.ndarray, score: jnp.ndarray) 
     tie_first = (score[..., :, None] == score[..., None, :]) & (index[:, None] < index[None, :])
     before = fixed_sum(jnp.where(higher | tie_first, capacity[..., :, None], 0.0), -2)
     return jnp.clip(need[..., None] - before, 0.0, capacity)
-
-
-def needs_adl(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
-              price: jnp.ndarray) -> jnp.ndarray:
-    """Whether any path has an exhausted fund and a bankrupt cohort in liquidation (scalar bool)."""
-    bankrupt = in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
-    return jnp.any((ledger.fund <= 0.0)[..., None] & bankrupt)
 
 
 def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,

@@ -156,26 +156,33 @@ def _clear(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
 
 
 def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray):
-    """Intra-step cascade rounds. Returns (y, cohorts whose flow is in y, all in liquidation, phi, exhausted)."""
+    """Intra-step cascade rounds.
+
+    Returns:
+        clearing log-price y; cohorts whose flow is in y and their queue; all
+        cohorts in liquidation; feedback phi at y; whether rounds ran out.
+    """
     cohorts = params.cohorts
 
     def cond(carry):
-        k, _, _, _, _, active = carry
+        k, *_, active = carry
         return (k < static.cascade_rounds) & jnp.any(active)
 
     def body(carry):
-        k, y, solved, queued, phi, active = carry
-        y_new, phi_new = _clear(params, static, f, _queue(params, f, queued), y)
+        k, y, solved, queue, queued, phi, active = carry
+        new_queue = _queue(params, f, queued)
+        y_new, phi_new = _clear(params, static, f, new_queue, y)
         y = jnp.where(active, y_new, y)
         phi = jnp.where(active, phi_new, phi)
         solved = jnp.where(active[..., None], queued, solved)
+        queue = _Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, queue, strict=True)))
         new = positions.newly_triggered(cohorts, f.units, queued, params.price.s0 * jnp.exp(y)) & active[..., None]
-        return k + 1, y, solved, queued | new, phi, active & jnp.any(new, -1)
+        return k + 1, y, solved, queue, queued | new, phi, active & jnp.any(new, -1)
 
-    n = f.y_base.shape[0]
-    init = (0, f.y_base, in_liq, in_liq, jnp.zeros_like(f.y_base), jnp.ones((n,), bool))
-    _, y, solved, queued, phi, active = jax.lax.while_loop(cond, body, init)
-    return y, solved, queued, phi, active
+    zeros = jnp.zeros_like(f.y_base)
+    init = (0, f.y_base, in_liq, _Queue(zeros, zeros), in_liq, zeros, jnp.ones(zeros.shape, bool))
+    _, y, solved, queue, queued, phi, active = jax.lax.while_loop(cond, body, init)
+    return y, solved, queue, queued, phi, active
 
 
 def market_step(params: Params, static: Static, state: MarketState, summary: Summary,
@@ -192,11 +199,12 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     t_years = (t + 1).astype(y_fund.dtype) * dt
 
     units, ledger = state.units, state.ledger
-    in_liq = state.in_liq | positions.newly_triggered(p.cohorts, units, state.in_liq, s0 * jnp.exp(y_base))
+    s_base = s0 * jnp.exp(y_base)
+    newly, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq, s_base)
+    in_liq = state.in_liq | newly
     if static.adl:
-        s_base = s0 * jnp.exp(y_base)
         units, ledger = jax.lax.cond(
-            positions.needs_adl(p.cohorts, units, in_liq, ledger, s_base),
+            jnp.any((ledger.fund <= 0.0)[..., None] & bankrupt),
             lambda u, led: positions.auto_deleverage(p.cohorts, u, in_liq, led, s_base),
             lambda u, led: (u, led),
             units, ledger,
@@ -205,21 +213,19 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     flow_in = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf),
                     units, state.hedge, t_years)
     if static.liquidity:
-        y, solved, in_liq, phi, exhausted = _cascade(p, static, flow_in, in_liq)
+        y, solved, queue, in_liq, phi, exhausted = _cascade(p, static, flow_in, in_liq)
     else:
         y, solved, phi, exhausted = y_base, in_liq, jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
+        queue = _queue(p, flow_in, solved)
 
-    queue = _queue(p, flow_in, solved)
     fill_price = _fill_price(p, flow_in, y)
     frac = _execution_fraction(p, static, flow_in, queue, fill_price)
-    filled = jnp.where(solved, units, 0.0) * frac[..., None]
-    ledger = jax.lax.cond(
-        jnp.any(filled > 0),
-        lambda led: positions.settle_fills(p.cohorts, p.liquidation, led, filled, fill_price),
-        lambda led: led,
-        ledger,
-    )
-    units = units - filled
+
+    def settle(units, ledger):
+        filled = jnp.where(solved, units, 0.0) * frac[..., None]
+        return units - filled, positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price)
+
+    units, ledger = jax.lax.cond(jnp.any(queue.total_units > 0), settle, lambda u, led: (u, led), units, ledger)
 
     hedge = state.hedge
     if static.dealer_book is not None:
