@@ -138,13 +138,18 @@ def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled
     )
 
 
-def _take_by_rank(need: jnp.ndarray, capacity: jnp.ndarray, score: jnp.ndarray) -> jnp.ndarray:
-    """Fill ``need`` (N,) units from ``capacity`` (N, C), highest ``score`` first (ties: lower index)."""
+def _capacity_ahead(capacity: jnp.ndarray, score: jnp.ndarray, side: jnp.ndarray) -> jnp.ndarray:
+    """Units of same-side cohorts ranked ahead of each cohort (N, C): higher score, ties by index."""
     index = jnp.arange(score.shape[-1])
     higher = score[..., :, None] > score[..., None, :]
     tie_first = (score[..., :, None] == score[..., None, :]) & (index[:, None] < index[None, :])
-    before = fixed_sum(jnp.where(higher | tie_first, capacity[..., :, None], 0.0), -2)
-    return jnp.clip(need[..., None] - before, 0.0, capacity)
+    ahead = (higher | tie_first) & (side[..., :, None] == side[..., None, :])
+    return fixed_sum(jnp.where(ahead, capacity[..., :, None], 0.0), -2)
+
+
+def _side_sum(x: jnp.ndarray, side: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Sums over long and over short cohorts (N,) each."""
+    return fixed_sum(jnp.where(side > 0, x, 0.0), -1), fixed_sum(jnp.where(side > 0, 0.0, x), -1)
 
 
 def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
@@ -152,46 +157,38 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
 
     Applies only on paths whose insurance fund is exhausted. Counterparties are
-    closed at the unit-weighted bankruptcy price of the bankrupt side.
+    taken highest rank first and closed at the unit-weighted bankruptcy price of
+    the side they absorb; a bankrupt side is closed pro rata to what they absorb.
 
     Returns:
         units after ADL (N, C) and the updated ledger.
     """
     exhausted = (ledger.fund <= 0.0)[..., None]
-    eq = equity(cp, units, price)
-    bankrupt = exhausted & in_liq & (units > 0) & (eq <= 0.0)
+    long = cp.side > 0
+    bankrupt = exhausted & in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
     pnl = cp.side * (price[..., None] - cp.entry)
     eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
     score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (cp.margin_per_unit + pnl)), -jnp.inf)
-    bprice = bankruptcy_price(cp)
-    closed = jnp.zeros_like(units)
-    taken = jnp.zeros_like(units)
-    for side in (1.0, -1.0):
-        mine = bankrupt & (cp.side == side)
-        need = fixed_sum(jnp.where(mine, units, 0.0), -1)
-        capacity = jnp.where(eligible & (cp.side == -side), units, 0.0)
-        take = _take_by_rank(need, capacity, jnp.where(cp.side == -side, score, -jnp.inf))
-        matched = fixed_sum(take, -1)
-        share = jnp.where(need > 0, matched / jnp.maximum(need, 1e-30), 0.0)
-        closed = closed + jnp.where(mine, units * share[..., None], 0.0)
-        taken = taken + take
-    b_units = closed * bprice
-    # Counterparties close at the unit-weighted bankruptcy price of the side they absorb.
-    absorbed_price = jnp.zeros_like(units)
-    for side in (1.0, -1.0):
-        mine = cp.side == side
-        units_closed = fixed_sum(jnp.where(mine, closed, 0.0), -1)
-        avg = fixed_sum(jnp.where(mine, b_units, 0.0), -1) / jnp.maximum(units_closed, 1e-30)
-        absorbed_price = jnp.where(cp.side == -side, avg[..., None], absorbed_price)
-    cp_released = taken * (cp.margin_per_unit + cp.side * (absorbed_price - cp.entry))
-    long = cp.side > 0
+    capacity = jnp.where(eligible, units, 0.0)
+    need_long, need_short = _side_sum(jnp.where(bankrupt, units, 0.0), cp.side)
+    need = jnp.where(long, need_short[..., None], need_long[..., None])  # what each counterparty side absorbs
+    taken = jnp.clip(need - _capacity_ahead(capacity, score, cp.side), 0.0, capacity)
+    by_longs, by_shorts = _side_sum(taken, cp.side)
+    share_long = jnp.where(need_long > 0, by_shorts / jnp.maximum(need_long, 1e-30), 0.0)
+    share_short = jnp.where(need_short > 0, by_longs / jnp.maximum(need_short, 1e-30), 0.0)
+    closed = jnp.where(bankrupt, units * jnp.where(long, share_long[..., None], share_short[..., None]), 0.0)
+    b_units = closed * bankruptcy_price(cp)
+    value_long, value_short = _side_sum(b_units, cp.side)
+    avg_long = value_long / jnp.maximum(by_shorts, 1e-30)
+    avg_short = value_short / jnp.maximum(by_longs, 1e-30)
+    absorbed_price = jnp.where(long, avg_short[..., None], avg_long[..., None])
+    realised = cp.side * closed * (bankruptcy_price(cp) - cp.entry) + cp.side * taken * (absorbed_price - cp.entry)
+    adl_long, adl_short = value_long, value_short
     ledger = ledger._replace(
-        cash=ledger.cash + fixed_sum(cp_released, -1),
-        realised_pnl=ledger.realised_pnl
-        + fixed_sum(cp.side * closed * (bprice - cp.entry), -1)
-        + fixed_sum(cp.side * taken * (absorbed_price - cp.entry), -1),
-        adl_notional=ledger.adl_notional + fixed_sum(b_units, -1),
-        liquidated_long=ledger.liquidated_long + fixed_sum(jnp.where(long, b_units, 0.0), -1),
-        liquidated_short=ledger.liquidated_short + fixed_sum(jnp.where(long, 0.0, b_units), -1),
+        cash=ledger.cash + fixed_sum(taken * (cp.margin_per_unit + cp.side * (absorbed_price - cp.entry)), -1),
+        realised_pnl=ledger.realised_pnl + fixed_sum(realised, -1),
+        adl_notional=ledger.adl_notional + adl_long + adl_short,
+        liquidated_long=ledger.liquidated_long + adl_long,
+        liquidated_short=ledger.liquidated_short + adl_short,
     )
     return units - closed - taken, ledger
