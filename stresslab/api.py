@@ -17,12 +17,14 @@ from stresslab.config.loading import ScenarioSet, load_config
 from stresslab.config.schema import Config
 from stresslab.engine.runner import run_scenario
 from stresslab.errors import StresslabError
+from stresslab.io.checkpoint import Checkpoint
 from stresslab.io.dataset import assemble
 
 
 def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, paths: int | None = None,
              seed: int | None = None, overrides: Iterable[str] = (), chunk_size: int | None = None,
-             progress: bool = False, on_error: Literal["raise", "warn"] = "raise") -> xr.Dataset:
+             progress: bool = False, on_error: Literal["raise", "warn"] = "raise",
+             checkpoint: Checkpoint | None = None) -> xr.Dataset:
     """Run every scenario of a config and return the results as one Dataset.
 
     Args:
@@ -34,6 +36,8 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
             to the device memory). Results are identical for any chunk size.
         progress: show a progress bar over paths.
         on_error: what to do when a path's hedging feedback is unstable (phi >= 1).
+        checkpoint: save each finished chunk there, and reuse the chunks already
+            saved (resuming an interrupted run gives identical results).
 
     Returns:
         Dataset with dims ``scenario``, ``path``, ``time``, ``quantile``: per-path
@@ -54,7 +58,8 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
     with tqdm(total=paths * len(scenarios.scenarios), unit="path", disable=not progress,
               desc="simulating", dynamic_ncols=True) as bar:
         for i, scenario in enumerate(scenarios.scenarios):
-            result = run_scenario(scenario, paths=paths, seed=seed, chunk_size=chunk_size, progress=bar)
+            result = run_scenario(scenario, paths=paths, seed=seed, chunk_size=chunk_size, progress=bar,
+                                  checkpoint=checkpoint, index=i)
             _check(result.per_path, i, on_error)
             results.append(result)
     attrs = {

@@ -23,10 +23,12 @@ from stresslab.api import simulate
 from stresslab.config.loading import ConfigError, ScenarioSet, load_config
 from stresslab.errors import StresslabError
 from stresslab.io import store
+from stresslab.io.checkpoint import Checkpoint, partial_dir
 from stresslab.metrics.tail import SUMMARY_LEVELS, level_suffix, summary_table
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
+INTERRUPTED = 130
 PERCENT = 100.0
 
 
@@ -91,20 +93,38 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the results here: netCDF if it ends in .nc, else a Zarr directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run with --out from the chunks it saved; the result is identical.")
 @_set_option
 def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
-        overwrite: bool, overrides: tuple[str, ...]) -> None:
-    """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics."""
+        overwrite: bool, resume: bool, overrides: tuple[str, ...]) -> None:
+    """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics.
+
+    With --out, every finished chunk is saved beside the output (OUT.partial)
+    until the result is written, so a run that is killed can be resumed.
+    """
     settings = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
     overrides += tuple(f"simulation.{key}={value}" for key, value in settings.items() if value is not None)
     with _reported():
         scenarios = load_config(config, overrides)
+        if resume and out is None:
+            raise _Failure("--resume needs --out: only runs that write their results save chunks", USAGE_ERROR)
+        chunks = None
         if out is not None:
             store.check_target(out, overwrite=overwrite)
-        with _warnings_as_lines():
-            ds = simulate(scenarios, progress=True)
+            chunks = Checkpoint(partial_dir(out), _identity(scenarios), resume=resume)
+        try:
+            with _warnings_as_lines():
+                ds = simulate(scenarios, progress=True, checkpoint=chunks)
+        except KeyboardInterrupt:
+            if chunks is None:
+                raise _Failure("interrupted; nothing was saved (runs without --out keep no chunks)",
+                               INTERRUPTED) from None
+            raise _Failure(f"interrupted; {chunks.count()} finished chunks are saved in {chunks.directory}. "
+                           "Run the same command with --resume to continue", INTERRUPTED) from None
         if out is not None:
             store.write(ds, out, overwrite=overwrite)
+            chunks.remove()
     click.echo(_format_summary(ds))
     if out is not None:
         click.echo(f"results: {out}")
@@ -119,6 +139,11 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
         scenarios = load_config(config, overrides)
     click.echo(scenarios.to_toml())
     click.echo(f"# {_describe_sweep(scenarios)}")
+
+
+def _identity(scenarios: ScenarioSet) -> dict[str, object]:
+    """What determines a run's numbers: a partial run is resumed only if this matches."""
+    return {"config": scenarios.to_toml(), "version": __version__}
 
 
 def _format_summary(ds: xr.Dataset) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,10 @@ from tqdm.auto import tqdm
 
 from stresslab.config.schema import Config
 from stresslab.engine.scan import simulate_chunk
-from stresslab.market.params import Params, Static, build
+from stresslab.market.params import Static, build
+
+if TYPE_CHECKING:
+    from stresslab.io.checkpoint import Checkpoint
 
 CPU_CHUNK_BYTES = 512 * 2**20
 """Working-set budget per chunk on a CPU, bytes."""
@@ -58,8 +62,13 @@ def auto_chunk(static: Static, paths: int) -> int:
 
 
 def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,
-                 progress: tqdm | None = None) -> ScenarioResult:
-    """Simulate ``paths`` paths of one scenario; randomness depends only on (seed, path index)."""
+                 progress: tqdm | None = None, checkpoint: Checkpoint | None = None,
+                 index: int = 0) -> ScenarioResult:
+    """Simulate ``paths`` paths of one scenario; randomness depends only on (seed, path index).
+
+    With a ``checkpoint``, chunks already saved there (as scenario ``index``) are
+    loaded instead of simulated, and every new chunk is saved as it finishes.
+    """
     with precision(config.simulation.dtype):
         params, static = build(config)
         chunk = chunk_size or auto_chunk(static, paths)
@@ -70,11 +79,17 @@ def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | Non
         compiled = -(-chunk // LANE_PAD) * LANE_PAD
         for start in range(0, paths, chunk):
             take = min(chunk, paths - start)
-            out, rec = simulate_chunk(params, static, key, jnp.uint32(start), compiled)
-            for name, value in out.items():
-                per_path.setdefault(name, []).append(np.asarray(value)[:take])
-            for name, value in rec.items():
-                recorded.setdefault(name, []).append(np.asarray(value).T[:take])
+            saved = checkpoint.load(index, start, take) if checkpoint is not None else None
+            if saved is None:
+                out, rec = simulate_chunk(params, static, key, jnp.uint32(start), compiled)
+                saved = ({k: np.asarray(v)[:take] for k, v in out.items()},
+                         {k: np.asarray(v).T[:take] for k, v in rec.items()})
+                if checkpoint is not None:
+                    checkpoint.save(index, start, *saved)
+            for name, value in saved[0].items():
+                per_path.setdefault(name, []).append(value)
+            for name, value in saved[1].items():
+                recorded.setdefault(name, []).append(value)
             if progress is not None:
                 progress.update(take)
     return ScenarioResult(
@@ -82,9 +97,3 @@ def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | Non
         {k: np.concatenate(v) for k, v in recorded.items()},
         static,
     )
-
-
-def params_of(config: Config) -> tuple[Params, Static]:
-    """Kernel inputs of one scenario, built in its precision."""
-    with precision(config.simulation.dtype):
-        return build(config)
