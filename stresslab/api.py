@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import jax
-import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stresslab import __version__
+from stresslab import __version__, status
 from stresslab.config.loading import ScenarioSet, load_config
 from stresslab.config.schema import Config
 from stresslab.engine.runner import run_scenario
-from stresslab.errors import StresslabError
 from stresslab.io.checkpoint import Checkpoint
 from stresslab.io.dataset import assemble
 
@@ -35,7 +32,8 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
         chunk_size: paths per chunk (default ``simulation.chunk_size``, "auto" sizes it
             to the device memory). Results are identical for any chunk size.
         progress: show a progress bar over paths.
-        on_error: what to do when a path's hedging feedback is unstable (phi >= 1).
+        on_error: ``"raise"`` or ``"warn"`` when the kernel recorded a problem that makes numbers
+            untrustworthy (unstable feedback, an exhausted book, non-finite state); see ``stresslab.status``.
         checkpoint: save each finished chunk there, and reuse the chunks already
             saved (resuming an interrupted run gives identical results).
 
@@ -60,7 +58,7 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
         for i, scenario in enumerate(scenarios.scenarios):
             result = run_scenario(scenario, paths=paths, seed=seed, chunk_size=chunk_size, progress=bar,
                                   checkpoint=checkpoint, index=i)
-            _check(result.per_path, i, on_error)
+            status.report(result.per_path, i, scenario.simulation.dt, on_error)
             results.append(result)
     attrs = {
         "stresslab_version": __version__,
@@ -71,29 +69,3 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
     }
     return assemble(scenarios, results, seed=seed, attrs=attrs)
 
-
-def _check(per_path: dict[str, np.ndarray], scenario: int, on_error: str) -> None:
-    unstable = per_path["unstable_step"] >= 0
-    problems = []
-    if unstable.any():
-        first = int(per_path["unstable_step"][unstable].min())
-        problems.append(
-            f"scenario {scenario}: hedging feedback became unstable (dealer gamma / available depth >= 1) "
-            f"on {unstable.mean():.2%} of paths, first at step {first}; prices there are not meaningful. "
-            "Lower dealers.gamma, raise liquidity.depth, or reduce liquidity.withdrawal/depletion"
-        )
-    bad = [name for name, v in per_path.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
-    if bad:
-        problems.append(f"scenario {scenario}: non-finite values in {', '.join(bad)}")
-    for message in problems:
-        if on_error == "raise":
-            raise StresslabError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-    exhausted = per_path["rounds_exhausted"]
-    if exhausted.any():
-        warnings.warn(
-            f"scenario {scenario}: on {np.mean(exhausted > 0):.2%} of paths a cascade needed more than "
-            "simulation.cascade_rounds rounds in a step and continued into the next step; "
-            "raise simulation.cascade_rounds to resolve it within the step",
-            RuntimeWarning, stacklevel=3,
-        )

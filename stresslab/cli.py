@@ -93,11 +93,14 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the results here: netCDF if it ends in .nc, else a Zarr directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--on-error", type=click.Choice(["raise", "warn"]), default="raise", show_default=True,
+              help="When the kernel records untrustworthy numbers (unstable feedback, an exhausted book, NaN): "
+                   "stop with an error, or warn and write the results with the affected paths flagged.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run with --out from the chunks it saved; the result is identical.")
 @_set_option
 def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
-        overwrite: bool, resume: bool, overrides: tuple[str, ...]) -> None:
+        overwrite: bool, on_error: str, resume: bool, overrides: tuple[str, ...]) -> None:
     """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics.
 
     With --out, every finished chunk is saved beside the output (OUT.partial)
@@ -115,7 +118,7 @@ def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None
             chunks = Checkpoint(partial_dir(out), _identity(scenarios), resume=resume)
         try:
             with _warnings_as_lines():
-                ds = simulate(scenarios, progress=True, checkpoint=chunks)
+                ds = simulate(scenarios, progress=True, checkpoint=chunks, on_error=on_error)
         except KeyboardInterrupt:
             if chunks is None:
                 raise _Failure("interrupted; nothing was saved (runs without --out keep no chunks)",

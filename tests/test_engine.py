@@ -69,13 +69,13 @@ def test_dataset_layout_units_and_provenance():
 
 def test_sweep_gives_a_scenario_dimension_with_coordinates():
     ds = stresslab.simulate(RICH, paths=100, seed=3, overrides=["liquidity.depth=[4e6, 8e6, 1.6e7]",
-                                                               'liquidity.impact=["linear", "sqrt"]'])
+                                                               'dealers.book=["options", "constant_gamma"]'])
     assert ds.sizes["scenario"] == 6
     np.testing.assert_array_equal(ds["liquidity.depth"].values, [4e6, 4e6, 8e6, 8e6, 1.6e7, 1.6e7])
-    np.testing.assert_array_equal(ds["liquidity.impact"].values, ["linear", "sqrt"] * 3)
+    np.testing.assert_array_equal(ds["dealers.book"].values, ["options", "constant_gamma"] * 3)
     # Deeper books mean shallower cascades on the same random numbers.
-    sqrt = ds.where(ds["liquidity.impact"] == "sqrt", drop=True)
-    assert (sqrt.cascade_depth.mean("path").diff("scenario") < 0).all()
+    options = ds.where(ds["dealers.book"] == "options", drop=True)
+    assert (options.cascade_depth.mean("path").diff("scenario") < 0).all()
 
 
 def _toml(text):

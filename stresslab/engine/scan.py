@@ -53,6 +53,9 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
         "trader_pnl": ledger.realised_pnl + open_pnl,
         "unstable_step": summary.unstable_step,
         "rounds_exhausted": summary.rounds_exhausted,
+        "floor_step": summary.floor_step,
+        "nonfinite_step": summary.nonfinite_step,
+        "fund_exhausted_step": summary.fund_exhausted_step,
     }
 
 

@@ -25,6 +25,9 @@ PER_PATH = {
     "trader_pnl": ("quote currency", "traders' realised plus unrealised PnL"),
     "unstable_step": ("step", "first step with unstable hedging feedback (-1: none)"),
     "rounds_exhausted": ("steps", "steps whose cascade needed more than cascade_rounds rounds"),
+    "floor_step": ("step", "first step whose order flow moved the log-price by the model bound (-1: none)"),
+    "nonfinite_step": ("step", "first step with a non-finite price, depth, hedge or fund (-1: none)"),
+    "fund_exhausted_step": ("step", "first step ending with the insurance fund at zero (-1: none)"),
 }
 SERIES = {
     "price": ("quote currency", "traded price"),

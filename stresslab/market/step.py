@@ -25,8 +25,10 @@ from stresslab.market import dealers, liquidity, positions, price, sell_program
 from stresslab.market.params import Params, Static
 from stresslab.market.reduce import fixed_sum
 
-NEWTON_ITERATIONS = 4
-"""Newton iterations per cascade round for the price that clears the step's flow."""
+MAX_NEWTON_ITERATIONS = 64
+"""Cap on the iterations for the price that clears a step's flow (Newton converges in a few)."""
+NEWTON_TOLERANCE = 8.0
+"""Convergence when an iteration moves the log-price by at most this many machine epsilons."""
 MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
@@ -60,6 +62,9 @@ class Summary(NamedTuple):
     min_depth_ratio: lowest available depth over the configured depth.
     unstable_step: first step whose hedging feedback had no stable solution (-1: none).
     rounds_exhausted: steps whose cascade needed more than ``cascade_rounds`` rounds.
+    floor_step: first step whose flow moved the log-price by the bound MAX_MOVE (-1: none).
+    nonfinite_step: first step with a non-finite price, depth, hedge or fund (-1: none).
+    fund_exhausted_step: first step that ended with the insurance fund at zero (-1: none).
     """
 
     min_y: jnp.ndarray
@@ -67,6 +72,9 @@ class Summary(NamedTuple):
     min_depth_ratio: jnp.ndarray
     unstable_step: jnp.ndarray
     rounds_exhausted: jnp.ndarray
+    floor_step: jnp.ndarray
+    nonfinite_step: jnp.ndarray
+    fund_exhausted_step: jnp.ndarray
 
 
 def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, Summary]:
@@ -87,7 +95,8 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
         hedge=hedge,
         ledger=positions.initial_ledger(params.liquidation, n),
     )
-    summary = Summary(zeros, zeros, zeros + 1.0, jnp.full((n,), -1, jnp.int32), jnp.zeros((n,), jnp.int32))
+    never = jnp.full((n,), -1, jnp.int32)
+    summary = Summary(zeros, zeros, zeros + 1.0, never, jnp.zeros((n,), jnp.int32), never, never, never)
     return state, summary
 
 
@@ -138,21 +147,33 @@ def _total_flow(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndar
 
 
 def _clear(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
-    """Solve y = y_base + impact(flow(y)) by safeguarded Newton; returns (y, feedback phi)."""
+    """Solve y = y_base + impact(flow(y)) by safeguarded Newton, path by path until converged.
 
-    def newton(_, y):
+    Where the equation's slope is too small for Newton (strong feedback) a
+    fixed-point step is taken instead. Returns (y, feedback phi = d impact / d y).
+    """
+    tolerance = NEWTON_TOLERANCE * jnp.finfo(y.dtype).eps
+
+    def iterate(y):
         flow, slope = _total_flow(params, static, f, q, y)
         move, dmove = liquidity.impact(flow, f.depth, static.impact)
-        residual = y - f.y_base - move
         fprime = 1.0 - dmove * slope
-        fixed_point = f.y_base + move
-        y_new = jnp.where(fprime > MIN_SLOPE, y - residual / jnp.where(fprime > MIN_SLOPE, fprime, 1.0), fixed_point)
-        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE)
+        newton = fprime > MIN_SLOPE
+        y_new = jnp.where(newton, y - (y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
+        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE), dmove * slope
 
-    y = jax.lax.fori_loop(0, NEWTON_ITERATIONS, newton, y)
-    flow, slope = _total_flow(params, static, f, q, y)
-    _, dmove = liquidity.impact(flow, f.depth, static.impact)
-    return y, dmove * slope
+    def cond(carry):
+        k, _, active, _ = carry
+        return (k < MAX_NEWTON_ITERATIONS) & jnp.any(active)
+
+    def body(carry):
+        k, y, active, phi = carry
+        y_new, phi_new = iterate(y)
+        converged = jnp.abs(y_new - y) <= tolerance * (1.0 + jnp.abs(y))
+        return k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi)
+
+    _, y, _, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
+    return y, phi
 
 
 def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray):
@@ -183,6 +204,11 @@ def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray):
     init = (0, f.y_base, in_liq, _Queue(zeros, zeros), in_liq, zeros, jnp.ones(zeros.shape, bool))
     _, y, solved, queue, queued, phi, active = jax.lax.while_loop(cond, body, init)
     return y, solved, queue, queued, phi, active
+
+
+def _first(step: jnp.ndarray, happened: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
+    """Keep the first step at which ``happened`` held (-1 until then)."""
+    return jnp.where((step < 0) & happened, t, step)
 
 
 def market_step(params: Params, static: Static, state: MarketState, summary: Summary,
@@ -236,11 +262,16 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         book = liquidity.after_trade(p.liquidity, book, y - y_base, flow, base, step_return, dt)
     unstable = (phi >= 1.0) if static.impact == "linear" else jnp.zeros_like(exhausted)
     new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger)
+    floored = jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)
+    finite = jnp.isfinite(y) & jnp.isfinite(depth) & jnp.isfinite(hedge) & jnp.isfinite(ledger.fund)
     new_summary = Summary(
         min_y=jnp.minimum(summary.min_y, y),
         sum_r2=summary.sum_r2 + step_return**2,
         min_depth_ratio=jnp.minimum(summary.min_depth_ratio, depth / p.liquidity.depth),
-        unstable_step=jnp.where((summary.unstable_step < 0) & unstable, t, summary.unstable_step),
+        unstable_step=_first(summary.unstable_step, unstable, t),
         rounds_exhausted=summary.rounds_exhausted + exhausted.astype(jnp.int32),
+        floor_step=_first(summary.floor_step, floored, t),
+        nonfinite_step=_first(summary.nonfinite_step, ~finite, t),
+        fund_exhausted_step=_first(summary.fund_exhausted_step, (ledger.fund <= 0.0) & (p.liquidation.fund0 > 0), t),
     )
     return new_state, new_summary
