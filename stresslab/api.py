@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +66,19 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
         "device_count": jax.device_count(),
+        "git_commit": _git_commit(),
         "paths": paths,
     }
     return assemble(scenarios, results, seed=seed, attrs=attrs)
 
+
+
+def _git_commit() -> str:
+    """The commit of the stresslab checkout this code runs from, or "unknown" (e.g. a wheel install)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else "unknown"

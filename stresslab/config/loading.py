@@ -220,27 +220,51 @@ def _pick_model(annotation: Any, item: Any) -> type[BaseModel] | None:
 
 
 def _clean_loc(loc: Sequence[Any]) -> tuple[Any, ...]:
-    """Drop pydantic's union-member and tag names from an error location."""
-    tags = {"gap", "vol_spike", "sell_program", "int", "float", "str", "bool"}
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or "[" in p)))
+    """The config path of an error location: fields and list indices, without pydantic's union labels."""
+    out: list[Any] = []
+    node: Any = Config
+    for part in loc:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            out.append(part)
+            field = node.model_fields.get(part) if isinstance(part, str) else None
+            node = _annotation_node(field.annotation) if field is not None else None
+        elif isinstance(node, tuple) and node[0] == "sequence" and isinstance(part, int):
+            out.append(part)
+            node = _annotation_node(node[1])
+        elif isinstance(node, tuple) and node[0] == "union":
+            node = next((m for m in node[1] if part in typing.get_args(m.model_fields["type"].annotation)), None)
+        # anything else is a label pydantic adds for a member of a union of plain types: not part of the path
+    return tuple(out)
+
+
+def _annotation_node(annotation: Any) -> Any:
+    """A model class, ("sequence", element), ("union", models) or None for a plain value."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _annotation_node(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is tuple:
+        return ("sequence", typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    members = [m for m in typing.get_args(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if members and all("type" in m.model_fields for m in members):
+        return ("union", members)
+    return members[0] if len(members) == 1 else None
 
 
 def _allowed_keys(loc: Sequence[Any]) -> str:
-    model: Any = Config
+    """'; allowed keys: ...' for the table an unknown key was found in."""
+    node: Any = Config
     for part in _clean_loc(loc)[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return ""
-        model, _ = _element_model(field.annotation, None)
-        if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
-            tag = loc[list(loc).index(part) + 2] if len(loc) > list(loc).index(part) + 2 else None
-            model = next((m for m in typing.get_args(typing.get_args(model)[0])
-                          if tag in typing.get_args(m.model_fields["type"].annotation)), None)
-        if model is None:
-            return ""
-    return f"; allowed keys: {', '.join(model.model_fields)}"
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            node = _annotation_node(node.model_fields[part].annotation)
+        elif isinstance(node, tuple) and node[0] == "sequence":
+            node = _annotation_node(node[1])
+        if isinstance(node, tuple) and node[0] == "union":
+            tag = loc[list(loc).index(part) + 1] if part in loc and list(loc).index(part) + 1 < len(loc) else None
+            node = next((m for m in node[1] if tag in typing.get_args(m.model_fields["type"].annotation)), None)
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return ""
+    return f"; allowed keys: {', '.join(node.model_fields)}"
 
 
 def _dotted(path: Sequence[Any]) -> str:

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stresslab.config.units import Duration
 
+MAX_MAGNITUDE = 1e15
+"""Largest absolute number a config may hold: beyond it float32 arithmetic (price x units) loses all meaning."""
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -34,7 +37,7 @@ class Simulation(_Model):
     chunk_size: int | Literal["auto"] = Field("auto", description="paths per chunk, or 'auto'")
     cascade_rounds: int = Field(16, ge=1, le=1024, description="max intra-step cascade rounds")
     record_points: int = Field(100, ge=1, le=100_000, description="time points kept for quantile bands")
-    quantiles: tuple[Fraction, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+    quantiles: Annotated[tuple[Fraction, ...], Field(min_length=1)] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
     keep_paths: int = Field(0, ge=0, le=10_000, description="full sample paths kept in the output")
     days_per_year: PositiveFloat = Field(365.0, description="length of the year for per-year rates")
 
@@ -55,7 +58,7 @@ class Simulation(_Model):
     def n_steps(self) -> int:
         if self.steps is not None:
             return self.steps
-        return max(1, round(self.horizon / self.dt))
+        return round(self.horizon / self.dt)
 
 
 class Jumps(_Model):
@@ -244,6 +247,15 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        for path, value in _numbers(self.model_dump()):
+            if abs(value) > MAX_MAGNITUDE:
+                raise ValueError(f"{path}: {value:g} is too large; allowed magnitude up to {MAX_MAGNITUDE:g}")
+        horizon = self.simulation.n_steps * self.simulation.dt
+        for i, shock in enumerate(self.market.shocks):
+            start = shock.at if shock.type == "gap" else shock.start
+            if start >= horizon:
+                raise ValueError(f"market.shocks.{i}: starts at {start:g}s, at or after the end of the run "
+                                 f"({horizon:g}s)")
         uses_tiers = any(p.maintenance_margin == "tiered" for p in (*self.positions, *self.position_grids))
         if uses_tiers and not self.margin.tiers:
             raise ValueError("a cohort has maintenance_margin = 'tiered' but margin.tiers is empty")
@@ -260,3 +272,15 @@ class Config(_Model):
                     "solution (phi must be < 1); lower dealers.gamma or raise liquidity.depth"
                 )
         return self
+
+
+def _numbers(tree: object, prefix: str = ""):
+    """(dotted path, value) of every number in a dumped config."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _numbers(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, list | tuple):
+        for i, value in enumerate(tree):
+            yield from _numbers(value, f"{prefix}.{i}")
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield prefix, tree

@@ -23,6 +23,8 @@ SECONDS_PER = {
 }
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z]*)\s*$")
 ALLOWED_UNITS = ", ".join(SECONDS_PER)
+MAX_SECONDS = 100 * 366 * 86400.0
+"""Longest duration accepted: 100 years."""
 
 
 def parse_duration(value: object) -> float:
@@ -42,8 +44,8 @@ def parse_duration(value: object) -> float:
         seconds = float(number) * SECONDS_PER[unit]
     else:
         raise ValueError("a duration must be a number of seconds or a string like '5min'")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be finite and not negative (got {value!r})")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_SECONDS:
+        raise ValueError(f"a duration must be between 0 and 100 years (got {value!r})")
     return seconds
 
 
