@@ -15,7 +15,8 @@ def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text,message", [("5m", "unknown time unit 'm'"), ("-1s", "cannot read duration"), ("1e12d", "between 0 and 100 years"),
+@pytest.mark.parametrize("text,message", [("5m", "unknown time unit 'm'"), ("-1s", "cannot read duration"),
+                                          ("1e12d", "between 0 and 100 years"),
                                           ("abc", "cannot read duration"), (True, "a duration must be")])
 def test_bad_durations(text, message):
     with pytest.raises(ValueError, match=message):
