@@ -57,8 +57,9 @@ def auto_chunk(static: Static, paths: int) -> int:
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and "bytes_limit" in stats:
         budget = int(stats["bytes_limit"] * DEVICE_MEMORY_SHARE)
-    limit = MAX_AUTO_CHUNK if device.platform == "cpu" else 2**24
-    return int(max(1, min(paths, budget // per_path, limit)))
+    limit = int(max(1, min(paths, budget // per_path, MAX_AUTO_CHUNK if device.platform == "cpu" else 2**24)))
+    chunks = -(-paths // limit)
+    return -(-paths // chunks)  # equal chunks: the last one is not mostly padding
 
 
 def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,

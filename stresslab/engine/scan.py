@@ -20,10 +20,9 @@ from stresslab.market.step import MarketState, Summary, initial_state, market_st
 
 def _record(params: Params, state: MarketState) -> dict[str, jnp.ndarray]:
     """Recorded series at one time point: price, available depth ratio, cumulative liquidations."""
-    depth = liquidity.baseline_depth(params.liquidity, state.book) * (1.0 - state.book.consumed)
     return {
         "price": params.price.s0 * jnp.exp(state.y),
-        "depth_ratio": depth / params.liquidity.depth,
+        "depth_ratio": liquidity.depth_ratio(params.liquidity, state.book),
         "liquidated": state.ledger.liquidated_long + state.ledger.liquidated_short,
     }
 

@@ -55,7 +55,7 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
         data[name] = (("scenario", "path"), stacked, {"units": units, "long_name": long_name})
     series = [_series(r) for r in results]
     for name, (units, long_name) in SERIES.items():
-        bands = np.stack([np.quantile(s[name].astype(np.float64), quantiles, axis=0).T for s in series])
+        bands = np.stack([np.quantile(s[name], quantiles, axis=0).T.astype(np.float64) for s in series])
         data[f"{name}_quantiles"] = (("scenario", "time", "quantile"), bands,
                                      {"units": units, "long_name": f"quantiles over paths of {long_name}"})
         if sim.keep_paths:

@@ -73,6 +73,11 @@ def baseline_depth(p: LiquidityParams, s: LiquidityState) -> jnp.ndarray:
     return p.depth * jnp.exp(-0.5 * p.withdrawal * excess)
 
 
+def depth_ratio(p: LiquidityParams, s: LiquidityState) -> jnp.ndarray:
+    """Available depth (after withdrawal and consumption) over the configured depth (N,)."""
+    return baseline_depth(p, s) * (1.0 - s.consumed) / p.depth
+
+
 def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Log-price impact of a signed notional ``flow`` and its derivative d impact / d flow."""
     if law == "linear":

@@ -267,7 +267,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     new_summary = Summary(
         min_y=jnp.minimum(summary.min_y, y),
         sum_r2=summary.sum_r2 + step_return**2,
-        min_depth_ratio=jnp.minimum(summary.min_depth_ratio, depth / p.liquidity.depth),
+        min_depth_ratio=jnp.minimum(summary.min_depth_ratio, liquidity.depth_ratio(p.liquidity, book)),
         unstable_step=_first(summary.unstable_step, unstable, t),
         rounds_exhausted=summary.rounds_exhausted + exhausted.astype(jnp.int32),
         floor_step=_first(summary.floor_step, floored, t),
