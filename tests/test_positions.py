@@ -113,3 +113,16 @@ def test_adl_waits_while_the_fund_can_pay():
     same, out = positions.auto_deleverage(cp, units, in_liq, ledger(1e6), jnp.asarray([85.0]))
     np.testing.assert_array_equal(same, units)
     assert float(out.adl_notional[0]) == 0.0
+
+
+def test_adl_when_the_fund_cannot_cover_the_deficit():
+    # Bankruptcy at 90, price 85: deficit 3 x 5 = 15. A fund of 14 cannot pay it, one of 16 can.
+    cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 5.0])
+    units = jnp.asarray([[3.0, 5.0]])
+    in_liq = jnp.asarray([[True, False]])
+    short, out = positions.auto_deleverage(cp, units, in_liq, ledger(14.0), jnp.asarray([85.0]))
+    np.testing.assert_allclose(short, [[0.0, 2.0]])
+    assert float(out.adl_notional[0]) == pytest.approx(3 * 90.0)
+    assert float(out.fund[0]) == 14.0  # ADL costs the fund nothing
+    enough, _ = positions.auto_deleverage(cp, units, in_liq, ledger(16.0), jnp.asarray([85.0]))
+    np.testing.assert_array_equal(enough, units)

@@ -6,9 +6,11 @@ price S is ``units * (margin_per_unit + side * (S - entry))``; it is liquidated
 when equity falls below maintenance margin (flat, or tiered by per-account
 notional). Liquidation fills release equity: the penalty goes to the insurance
 fund, the rest back to the trader, and negative equity is bad debt paid by the
-fund; what the fund cannot pay is a socialised loss. While the fund is exhausted,
-bankrupt cohorts are closed at their bankruptcy price against profitable
-opposite cohorts, highest rank (PnL fraction x effective leverage) first (ADL).
+fund; what the fund cannot pay is a socialised loss. When the fund cannot cover
+the negative equity of the bankrupt cohorts in the queue (at the price before a
+step's flow), they are closed at their bankruptcy price against profitable
+opposite cohorts, highest rank (PnL fraction x effective leverage) first (ADL),
+instead of being sold into the book.
 Money is in quote currency; ``units`` in the asset.
 """
 
@@ -103,6 +105,13 @@ def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray,
     return newly, (in_liq | newly) & open_ & (eq <= 0.0)
 
 
+def fund_short(cp: CohortParams, units: jnp.ndarray, bankrupt: jnp.ndarray, fund: jnp.ndarray,
+               price: jnp.ndarray) -> jnp.ndarray:
+    """Paths whose insurance fund cannot cover the bankrupt cohorts' negative equity at ``price`` (N,)."""
+    deficit = fixed_sum(jnp.where(bankrupt, -equity(cp, units, price), 0.0), -1)
+    return jnp.any(bankrupt, -1) & (fund <= deficit)
+
+
 def bankruptcy_price(cp: CohortParams) -> jnp.ndarray:
     """Price at which a cohort's equity is zero (C,)."""
     return cp.entry - cp.side * cp.margin_per_unit
@@ -156,16 +165,18 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
                     price: jnp.ndarray) -> tuple[jnp.ndarray, Ledger]:
     """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
 
-    Applies only on paths whose insurance fund is exhausted. Counterparties are
+    Applies only on paths whose insurance fund cannot cover the bankrupt cohorts'
+    negative equity at ``price`` (see :func:`fund_short`). Counterparties are
     taken highest rank first and closed at the unit-weighted bankruptcy price of
     the side they absorb; a bankrupt side is closed pro rata to what they absorb.
 
     Returns:
         units after ADL (N, C) and the updated ledger.
     """
-    exhausted = (ledger.fund <= 0.0)[..., None]
+    bankrupt = in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
+    exhausted = fund_short(cp, units, bankrupt, ledger.fund, price)[..., None]
     long = cp.side > 0
-    bankrupt = exhausted & in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
+    bankrupt = exhausted & bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)
     eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
     score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (cp.margin_per_unit + pnl)), -jnp.inf)

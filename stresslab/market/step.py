@@ -5,7 +5,7 @@ Order within a step (all paths at once, arrays with a leading path axis N):
 1. exogenous fundamental move (diffusion, jumps, gaps, volatility spikes);
 2. book resilience: transient impact and consumed depth decay; depth after withdrawal;
 3. scheduled sell-program flow;
-4. margin check at the pre-flow price; auto-deleveraging while the insurance fund is exhausted;
+4. margin check at the pre-flow price; auto-deleveraging of bankrupt cohorts the insurance fund cannot cover;
 5. intra-step cascade rounds: solve the price that clears sell-program, liquidation
    and dealer-hedge flow through the book (Newton on the impact equation), check
    margins at that price, add newly triggered cohorts, repeat until no new
@@ -230,7 +230,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     in_liq = state.in_liq | newly
     if static.adl:
         units, ledger = jax.lax.cond(
-            jnp.any((ledger.fund <= 0.0)[..., None] & bankrupt),
+            jnp.any(positions.fund_short(p.cohorts, units, bankrupt, ledger.fund, s_base)),
             lambda u, led: positions.auto_deleverage(p.cohorts, u, in_liq, led, s_base),
             lambda u, led: (u, led),
             units, ledger,
