@@ -6,4 +6,7 @@ from stresslab.api import simulate  # noqa: E402
 from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402
 from stresslab.errors import StresslabError  # noqa: E402
 
+# registers the ds.stress accessor on xarray Datasets
+from stresslab.metrics import accessor as _accessor  # noqa: E402, F401
+
 __all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "load_config", "simulate", "__version__"]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO
 
 import click
-import pandas as pd
 import xarray as xr
 
 from stresslab import __version__
@@ -24,12 +23,11 @@ from stresslab.config.loading import ConfigError, ScenarioSet, load_config
 from stresslab.errors import StresslabError
 from stresslab.io import store
 from stresslab.io.checkpoint import Checkpoint, partial_dir
-from stresslab.metrics.tail import SUMMARY_LEVELS, level_suffix, summary_table
+from stresslab.report import HTML_FILE, ResultError, default_directory, load_result, tables, write_report
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
 INTERRUPTED = 130
-PERCENT = 100.0
 
 
 class _Failure(click.ClickException):
@@ -144,35 +142,35 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"# {_describe_sweep(scenarios)}")
 
 
+@main.command()
+@click.argument("result", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Report directory (default: RESULT with the suffix .report, e.g. squeeze.report).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report directory.")
+def report(result: Path, out: Path | None, overwrite: bool) -> None:
+    """Write PNG figures, summary.md and a self-contained report.html for RESULT (from `stresslab run --out`)."""
+    target = out if out is not None else default_directory(result)
+    with _reported():
+        try:
+            ds = load_result(result)
+        except (FileNotFoundError, ResultError) as err:
+            raise _Failure(str(err), USAGE_ERROR) from None
+        written = write_report(ds, target, overwrite=overwrite)
+    click.echo(f"report: {written / HTML_FILE}")
+
+
 def _identity(scenarios: ScenarioSet) -> dict[str, object]:
     """What determines a run's numbers: a partial run is resumed only if this matches."""
     return {"config": scenarios.to_toml(), "version": __version__}
 
 
 def _format_summary(ds: xr.Dataset) -> str:
-    """An aligned table of tail metrics, one row per scenario, with the swept values.
+    """An aligned table of tail metrics, one row per scenario, with the swept values and a caption.
 
     Cascade depth VaR/ES are percentages of the start price, ``P(liq)`` is the
     percentage of paths with any liquidation, bad debt is in quote currency.
     """
-    table = summary_table(ds)
-    shown = pd.DataFrame(index=table.index)
-    for name in table.columns:
-        if name in ds.coords:
-            shown[name] = table[name]
-    for level in SUMMARY_LEVELS:
-        suffix = level_suffix(level)
-        shown[f"depth VaR {PERCENT * level:g}%"] = _percentages(table[f"var_{suffix}"])
-        shown[f"depth ES {PERCENT * level:g}%"] = _percentages(table[f"es_{suffix}"])
-    shown["P(liq)"] = _percentages(table["p_liquidation"])
-    shown["mean bad debt"] = table["mean_bad_debt"].map("{:,.2f}".format)
-    caption = (f"{ds.sizes['path']} paths per scenario; depth: cascade depth, the maximum drawdown from the start "
-               "price; P(liq): paths with any liquidation; bad debt in quote currency")
-    return f"{caption}\n{shown.reset_index().to_string(index=False)}"
-
-
-def _percentages(values: pd.Series) -> pd.Series:
-    return (PERCENT * values).map("{:.2f}%".format)
+    return f"{tables.caption(ds)}\n{tables.display_table(ds).reset_index().to_string(index=False)}"
 
 
 def _describe_sweep(scenarios: ScenarioSet) -> str:
