@@ -28,6 +28,8 @@ DEVICE_MEMORY_SHARE = 0.4
 """Share of an accelerator's memory one chunk may use."""
 WORK_ARRAYS_PER_COHORT = 48
 """Rough count of (paths x cohorts) temporaries alive in a step, for sizing chunks."""
+RANKING_ARRAYS = 4
+"""(paths x cohorts x cohorts) temporaries of the auto-deleveraging ranking."""
 MAX_AUTO_CHUNK = 2**16
 LANE_PAD = 64
 """Compiled chunks hold a multiple of this many paths (padding is discarded): every path then
@@ -51,7 +53,9 @@ def precision(dtype: str):
 def auto_chunk(static: Static, paths: int) -> int:
     """Paths per chunk that fit the device's memory budget."""
     itemsize = jnp.dtype(static.dtype).itemsize
-    per_path = itemsize * (WORK_ARRAYS_PER_COHORT * max(static.n_cohorts, 1) + 64 + 3 * (static.n_blocks + 2))
+    cohorts = max(static.n_cohorts, 1)
+    per_path = itemsize * (WORK_ARRAYS_PER_COHORT * cohorts + RANKING_ARRAYS * cohorts**2 + 64
+                           + 3 * (static.n_blocks + 2))
     device = jax.devices()[0]
     budget = CPU_CHUNK_BYTES
     stats = device.memory_stats() if device.platform != "cpu" else None
