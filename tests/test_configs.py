@@ -55,7 +55,7 @@ def test_config_runs_finite(path):
     assert ds.sizes["scenario"] == n_scenarios
     assert ds.sizes["path"] == PATHS
     for name, var in ds.data_vars.items():
-        if var.dtype.kind == "f":
+        if var.dtype.kind == "f" and name != "recovery_time":  # NaN there means "not recovered in time"
             assert np.isfinite(var.values).all(), f"{name} has non-finite values"
     assert (ds.unstable_step.values == -1).all()
     assert (ds.rounds_exhausted.values == 0).all()

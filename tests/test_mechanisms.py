@@ -126,3 +126,18 @@ def test_price_collar_bounds_the_move_liquidations_cause_per_step(collar):
     after = np.delete(moves, gap_step)
     assert after.max() <= collar * (1 + 1e-9)
     assert after.max() >= 0.5 * collar  # the collar binds
+
+
+@pytest.mark.parametrize("half_life", [60.0, 300.0])
+def test_time_to_trough_and_recovery_of_a_transient_block(half_life):
+    """A block sell at 10 min on a fully transient book: the trough is the block's step, and half
+    of the fall is regained one recovery half-life later (to the step)."""
+    ds = run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2},
+              "market": {"sigma": 0.0, "shocks": [{"type": "sell_program", "start": "10min", "notional": 4e7,
+                                                   "duration": "10s"}]},
+              "liquidity": {"depth": 2e7, "permanent_fraction": 0.0, "recovery_half_life": half_life,
+                            "depletion": 0.0}})
+    assert ds.time_to_trough.values[0] == 610.0  # end of the step that starts at 600 s
+    assert ds.recovery_time.values[0] == pytest.approx(half_life, abs=1e-6)
+    flat = run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2}, "market": {"sigma": 0.0}})
+    assert np.isnan(flat.time_to_trough.values[0]) and np.isnan(flat.recovery_time.values[0])

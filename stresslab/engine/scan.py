@@ -55,7 +55,15 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
         "floor_step": summary.floor_step,
         "nonfinite_step": summary.nonfinite_step,
         "fund_exhausted_step": summary.fund_exhausted_step,
+        "time_to_trough": _seconds_after(summary.trough_step, static, -1),
+        "recovery_time": _seconds_after(summary.recovery_step, static, summary.trough_step),
     }
+
+
+def _seconds_after(step: jnp.ndarray, static: Static, since: jnp.ndarray | int) -> jnp.ndarray:
+    """Seconds from the end of step ``since`` (-1: the start) to the end of ``step``; NaN if ``step`` is -1."""
+    elapsed = (step - since).astype(jnp.dtype(static.dtype)) * static.dt_seconds
+    return jnp.where(step >= 0, elapsed, jnp.nan)
 
 
 @partial(jax.jit, static_argnames=("static", "chunk"))

@@ -28,6 +28,9 @@ PER_PATH = {
     "floor_step": ("step", "first step whose order flow moved the log-price by the model bound (-1: none)"),
     "nonfinite_step": ("step", "first step with a non-finite price, depth, hedge or fund (-1: none)"),
     "fund_exhausted_step": ("step", "first step ending with the insurance fund at zero (-1: none)"),
+    "time_to_trough": ("s", "time from the start to the lowest traded price (NaN: never below the start)"),
+    "recovery_time": ("s", "time from the trough until the price regained half of the fall, in log terms "
+                           "(NaN: not within the horizon)"),
 }
 SERIES = {
     "price": ("quote currency", "traded price"),

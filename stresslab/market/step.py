@@ -65,6 +65,9 @@ class Summary(NamedTuple):
     floor_step: first step whose flow moved the log-price by the bound MAX_MOVE (-1: none).
     nonfinite_step: first step with a non-finite price, depth, hedge or fund (-1: none).
     fund_exhausted_step: first step that ended with the insurance fund at zero (-1: none).
+    trough_step: step at whose end the traded price was lowest (-1: never below the start).
+    recovery_step: first step after the trough whose price regained half of the fall
+        from the start, in log terms (-1: not yet).
     """
 
     min_y: jnp.ndarray
@@ -75,6 +78,8 @@ class Summary(NamedTuple):
     floor_step: jnp.ndarray
     nonfinite_step: jnp.ndarray
     fund_exhausted_step: jnp.ndarray
+    trough_step: jnp.ndarray
+    recovery_step: jnp.ndarray
 
 
 def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, Summary]:
@@ -96,7 +101,7 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
         ledger=positions.initial_ledger(params.liquidation, n),
     )
     never = jnp.full((n,), -1, jnp.int32)
-    summary = Summary(zeros, zeros, zeros + 1.0, never, jnp.zeros((n,), jnp.int32), never, never, never)
+    summary = Summary(zeros, zeros, zeros + 1.0, never, jnp.zeros((n,), jnp.int32), never, never, never, never, never)
     return state, summary
 
 
@@ -264,8 +269,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger)
     floored = jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)
     finite = jnp.isfinite(y) & jnp.isfinite(depth) & jnp.isfinite(hedge) & jnp.isfinite(ledger.fund)
+    new_low = y < summary.min_y
+    min_y = jnp.where(new_low, y, summary.min_y)
+    recovered = (summary.recovery_step < 0) & (summary.trough_step >= 0) & ~new_low & (y >= 0.5 * min_y)
     new_summary = Summary(
-        min_y=jnp.minimum(summary.min_y, y),
+        min_y=min_y,
         sum_r2=summary.sum_r2 + step_return**2,
         min_depth_ratio=jnp.minimum(summary.min_depth_ratio, liquidity.depth_ratio(p.liquidity, book)),
         unstable_step=_first(summary.unstable_step, unstable, t),
@@ -273,5 +281,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         floor_step=_first(summary.floor_step, floored, t),
         nonfinite_step=_first(summary.nonfinite_step, ~finite, t),
         fund_exhausted_step=_first(summary.fund_exhausted_step, (ledger.fund <= 0.0) & (p.liquidation.fund0 > 0), t),
+        trough_step=jnp.where(new_low, t, summary.trough_step),
+        recovery_step=jnp.where(new_low, -1, jnp.where(recovered, t, summary.recovery_step)),
     )
     return new_state, new_summary
