@@ -72,7 +72,6 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
     return assemble(scenarios, results, seed=seed, attrs=attrs)
 
 
-
 def _git_commit() -> str:
     """The commit of the stresslab checkout this code runs from, or "unknown" (e.g. a wheel install)."""
     try:
