@@ -1,5 +1,17 @@
-"""Tail metrics on simulation outputs (VaR, ES, exceedance probabilities, summary tables)."""
+"""Tail metrics on simulation outputs (VaR, ES and their confidence intervals, exceedance, summary tables)."""
 
-from stresslab.metrics.tail import es, exceedance, summary_table, var
+from stresslab.metrics.tail import (
+    bad_debt_at_risk,
+    es,
+    es_ci,
+    exceedance,
+    liquidations_at_risk,
+    p_fund_exhausted,
+    recovery_stats,
+    summary_table,
+    var,
+    var_ci,
+)
 
-__all__ = ["es", "exceedance", "summary_table", "var"]
+__all__ = ["bad_debt_at_risk", "es", "es_ci", "exceedance", "liquidations_at_risk", "p_fund_exhausted",
+           "recovery_stats", "summary_table", "var", "var_ci"]

@@ -7,6 +7,12 @@ or read back from disk (:func:`stresslab.io.store.read`, lazily) answers::
     ds.stress.es("bad_debt", 0.95)             # quote currency, per scenario
     ds.stress.exceedance("cascade_depth", 0.1) # probability in [0, 1], per scenario
     ds.stress.summary()                        # pandas DataFrame, one row per scenario
+    ds.stress.var_ci("cascade_depth", 0.99)    # lower/upper along a ``bound`` dim
+    ds.stress.es_ci("cascade_depth", 0.99)
+    ds.stress.liquidations_at_risk(0.99)       # Dataset: var, es, quote currency
+    ds.stress.bad_debt_at_risk(0.99)           # Dataset: var, es, quote currency
+    ds.stress.p_fund_exhausted()               # probability in [0, 1]
+    ds.stress.recovery()                       # Dataset: medians in seconds, p_recovered
 
 Each method is a thin wrapper over :mod:`stresslab.metrics.tail`, with the same
 estimators, units and NaN handling.
@@ -57,6 +63,67 @@ class StressAccessor:
         """
         return tail.exceedance(self._variable(name), threshold)
 
+    def var_ci(self, name: str, level: float, confidence: float = 0.95) -> xr.DataArray:
+        """Distribution-free ``confidence`` interval for the ``level`` VaR of ``name``.
+
+        Returns:
+            Two order statistics of the path values, in the units of the variable, float64,
+            with the ``path`` dim removed and a ``bound`` dim (``"lower"``, ``"upper"``).
+            See :func:`stresslab.metrics.tail.var_ci`.
+        """
+        return tail.var_ci(self._variable(name), level, confidence)
+
+    def es_ci(self, name: str, level: float, confidence: float = 0.95) -> xr.DataArray:
+        """Normal-approximation ``confidence`` interval for the ``level`` ES of ``name``.
+
+        Returns:
+            In the units of the variable, float64, with the ``path`` dim removed and a ``bound``
+            dim (``"lower"``, ``"upper"``). See :func:`stresslab.metrics.tail.es_ci`.
+        """
+        return tail.es_ci(self._variable(name), level, confidence)
+
+    def liquidations_at_risk(self, level: float) -> xr.Dataset:
+        """VaR and ES at ``level`` of ``liquidated_long + liquidated_short`` per path.
+
+        Returns:
+            A Dataset with ``var`` and ``es``, quote currency, one value per scenario.
+            See :func:`stresslab.metrics.tail.liquidations_at_risk`.
+        """
+        self._require(*tail.LIQUIDATED)
+        return tail.liquidations_at_risk(self._ds, level)
+
+    def bad_debt_at_risk(self, level: float) -> xr.Dataset:
+        """VaR and ES at ``level`` of ``bad_debt`` per path.
+
+        Returns:
+            A Dataset with ``var`` and ``es``, quote currency, one value per scenario.
+            See :func:`stresslab.metrics.tail.bad_debt_at_risk`.
+        """
+        self._require("bad_debt")
+        return tail.bad_debt_at_risk(self._ds, level)
+
+    def p_fund_exhausted(self) -> xr.DataArray:
+        """Probability that the insurance fund is exhausted: share of paths with ``fund_exhausted_step >= 0``.
+
+        Returns:
+            A probability in [0, 1], float64, one value per scenario.
+            See :func:`stresslab.metrics.tail.p_fund_exhausted`.
+        """
+        self._require("fund_exhausted_step")
+        return tail.p_fund_exhausted(self._ds)
+
+    def recovery(self) -> xr.Dataset:
+        """Time-to-trough and recovery-time statistics, one value per scenario.
+
+        Returns:
+            A Dataset with ``median_time_to_trough`` (s, over paths that fell),
+            ``median_recovery_time`` (s, over paths that recovered) and ``p_recovered``
+            (share of all paths whose ``recovery_time`` is not NaN, in [0, 1]).
+            See :func:`stresslab.metrics.tail.recovery_stats`.
+        """
+        self._require("time_to_trough", "recovery_time")
+        return tail.recovery_stats(self._ds)
+
     def summary(self) -> pd.DataFrame:
         """The headline tail metrics, one row per scenario (:func:`stresslab.metrics.tail.summary_table`).
 
@@ -65,6 +132,10 @@ class StressAccessor:
         and ``mean_bad_debt`` (quote currency).
         """
         return tail.summary_table(self._ds)
+
+    def _require(self, *names: str) -> None:
+        for name in names:
+            self._variable(name)
 
     def _variable(self, name: str) -> xr.DataArray:
         if name not in self._ds.data_vars:
