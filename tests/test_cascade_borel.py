@@ -50,8 +50,8 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
         # Liquidation (= bankruptcy, mm = 0) at S0 * exp(-drop): margin per unit S0 * (1 - exp(-drop)).
         units = STEP * DEPTH / (0.01 * S0)
         cohorts = params.cohorts._replace(
-            margin_per_unit=jnp.asarray(S0 * -np.expm1(-drops)),
-            units0=jnp.full((COHORTS,), units),
+            margin_per_unit=jnp.asarray(S0 * -np.expm1(-drops))[:, None, :],  # (paths, venue, cohort)
+            units0=jnp.full((1, COHORTS), units),
         )
         params = params._replace(cohorts=cohorts)
 
@@ -61,7 +61,7 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
             keys = path_keys(jax.random.key(seed), jnp.uint32(0), PATHS)
             draws = step_uniforms(keys, jnp.int32(0), static.n_draws, jnp.float64)
             state, _ = market_step(params, static, state, summary, jnp.int32(0), draws)
-            return jnp.sum(state.units == 0, -1)
+            return jnp.sum(state.units[:, 0] == 0, -1)
 
         return np.asarray(one_step(params))
 

@@ -99,6 +99,7 @@ class SellProgram(_Model):
     notional: float = Field(description="total notional sold (negative: bought)")
     duration: Duration | None = None
     participation: Annotated[float, Field(gt=0, le=1)] | None = None
+    venue: str | None = Field(None, description="venue the program trades on (default: the first venue)")
 
     @model_validator(mode="after")
     def _one_pace(self) -> SellProgram:
@@ -174,6 +175,7 @@ class Position(_Model):
     maintenance_margin: MaintenanceMargin = 0.005
     entry_price: PositiveFloat | None = Field(None, description="default: market.price")
     accounts: int = Field(1, ge=1, description="accounts sharing the notional (tiers apply per account)")
+    venue: str | None = Field(None, description="venue holding the cohort (default: the first venue)")
 
 
 class PositionGrid(_Model):
@@ -187,6 +189,7 @@ class PositionGrid(_Model):
     weight_exponent: float = Field(0.0, ge=-5, le=5)
     maintenance_margin: MaintenanceMargin = 0.005
     accounts: int = Field(1, ge=1)
+    venue: str | None = Field(None, description="venue holding the cohorts (default: the first venue)")
 
     @model_validator(mode="after")
     def _ordered(self) -> PositionGrid:
@@ -225,11 +228,218 @@ class Dealers(_Model):
     gamma: float = Field(0.0, description="dollar-delta change per 1 % move; > 0: dealers short gamma")
     implied_vol: NonNegFloat | None = Field(None, le=50, description="per year; default market.sigma")
     options: tuple[OptionPosition, ...] = ()
+    venue: str | None = Field(None, description="venue the dealers hedge on (default: the first venue)")
 
     @model_validator(mode="after")
     def _book(self) -> Dealers:
         if self.enabled and self.book == "options" and not self.options:
             raise ValueError("dealers.book = 'options' needs at least one entry in dealers.options")
+        return self
+
+
+FUNDING_PRESETS = {
+    "8h": {"interval": 8 * 3600.0, "rate_interval": 8 * 3600.0, "interest": 0.0001 * 3 * 365, "clamp": 0.0005},
+    "hourly": {"interval": 3600.0, "rate_interval": 8 * 3600.0, "interest": 0.0001 * 3 * 365, "clamp": 0.0005,
+               "cap": 0.04},
+}
+"""Documented venue conventions. "8h": BitMEX/Binance style, paid every 8 h, interest 0.01 % per 8 h,
+clamp 0.05 %. "hourly": dYdX/Hyperliquid style, one eighth of the 8-hour rate paid every hour, capped
+at 4 % per hour. Keys given explicitly override the preset."""
+
+
+class Funding(_Model):
+    """Perpetual funding: F = P + clamp(I - P, -clamp, +clamp) per ``rate_interval``, paid every ``interval``.
+
+    P is the premium (perp over index, minus 1) averaged over the interval; I is
+    ``interest`` (per year) over one ``rate_interval``. Each payment is
+    F x interval / rate_interval of the mark price per unit, clipped to +-``cap``
+    (or +-``cap_maintenance`` x the lowest maintenance margin rate); positive F:
+    longs pay shorts. Payments to or from positions not modelled (the rest of the
+    open interest) balance the books: funding is zero-sum.
+    """
+
+    enabled: bool = False
+    preset: Literal["8h", "hourly"] | None = Field(None, description="fill unset keys from a venue convention")
+    interval: Duration = Field(8 * 3600.0, description="time between funding payments")
+    rate_interval: Duration | None = Field(None, description="period the rate formula refers to (default interval)")
+    interest: float = Field(0.0001 * 3 * 365, ge=-10, le=10, description="interest rate per year")
+    clamp: NonNegFloat = Field(0.0005, le=1, description="clamp on I - P, fraction per rate_interval")
+    cap: Annotated[float, Field(gt=0, le=1)] | None = Field(None, description="cap on each payment, fraction")
+    cap_maintenance: PositiveFloat | None = Field(
+        None, le=100, description="cap as a multiple of the lowest maintenance margin rate")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") in FUNDING_PRESETS:
+            return {**FUNDING_PRESETS[data["preset"]], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _positive_interval(self) -> Funding:
+        if self.interval <= 0 or (self.rate_interval is not None and self.rate_interval <= 0):
+            raise ValueError("funding.interval and funding.rate_interval must be positive")
+        if self.cap is not None and self.cap_maintenance is not None:
+            raise ValueError("give at most one of funding.cap and funding.cap_maintenance")
+        return self
+
+
+class Arbitrage(_Model):
+    """Arbitrageurs with finite speed and capital pull each venue's price toward a reference.
+
+    ``reference = "spot"``: basis arbitrage of a perpetual against the exogenous spot
+    price (the fundamental). ``"venues"``: cross-venue arbitrage toward the
+    depth-weighted mean of the venues' prices (zero net flow over venues).
+    Each step a venue receives the flow that would close the share
+    1 - exp(-ln 2 dt / half_life) of its gap, at most ``capacity`` x dt / 1 h.
+    """
+
+    enabled: bool = False
+    reference: Literal["spot", "venues"] = "spot"
+    half_life: Duration = Field(300.0, description="half-life of a price gap under unlimited capital")
+    capacity: NonNegFloat = Field(1e9, description="arbitrage notional per hour and venue, quote currency")
+
+    @model_validator(mode="after")
+    def _positive(self) -> Arbitrage:
+        if self.half_life <= 0:
+            raise ValueError("arbitrage.half_life must be positive")
+        return self
+
+
+class BreakerLevel(_Model):
+    """One breaker level: trading halts for ``halt`` when the price is ``drop`` below the reference."""
+
+    drop: Annotated[float, Field(gt=0, lt=1)] = Field(description="fall from the reference, a fraction")
+    halt: Duration = Field(description="halt length")
+
+
+class Breakers(_Model):
+    """Circuit breakers, price bands and dynamic thresholds.
+
+    Levels: a halt fires at the end of the first step whose traded price is at or
+    below ``reference x (1 - drop x scale)``, once per level, and lasts ``halt``.
+    ``reference``: "start" (the session's first price), "peak" (running maximum:
+    a drawdown breaker) or "rolling" (moving average of the log-price with
+    half-life ``window``). ``scale`` = (realised vol / market.sigma) ** ``vol_scaling``
+    (dynamic thresholds; 0 keeps them fixed). ``band``: a step whose clearing price
+    would move more than ``band`` from the previous price does not trade and starts a
+    pause of ``band_pause``. During any halt nothing trades: liquidations, hedges and
+    programs queue, the book recovers, the fundamental moves; on reopening the queue
+    executes at once.
+    """
+
+    enabled: bool = False
+    reference: Literal["start", "peak", "rolling"] = "start"
+    window: Duration = Field(300.0, description="half-life of the rolling reference")
+    levels: tuple[BreakerLevel, ...] = ()
+    vol_scaling: float = Field(0.0, ge=0, le=5, description="exponent of the volatility scaling of drops")
+    band: Annotated[float, Field(gt=0, lt=1)] | None = Field(None, description="max move per step, a fraction")
+    band_pause: Duration = Field(5.0, description="pause when the band is hit")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Breakers:
+        drops = [lv.drop for lv in self.levels]
+        if drops != sorted(drops) or len(set(drops)) != len(drops):
+            raise ValueError("breakers.levels must have strictly increasing drops")
+        if self.window <= 0:
+            raise ValueError("breakers.window must be positive")
+        return self
+
+
+class Haircuts(_Model):
+    """Collateral haircuts: h = clip(max(raw, calm + buffer), floor, cap) with
+    raw = base + vol_sensitivity x vol + depth_sensitivity x shortfall, vol the realised
+    volatility per year, shortfall = 1 - available depth / configured depth, and calm the
+    raw haircut at vol = market.sigma and a full book.
+
+    Anti-procyclicality: ``floor``; a ``buffer`` held in calm that absorbs the first
+    ``buffer`` of a rise (released in stress); ``max_change`` per hour. A haircut h
+    values collateral at (1 - h) in every margin check.
+    """
+
+    enabled: bool = False
+    base: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    vol_sensitivity: NonNegFloat = Field(0.0, le=10, description="haircut per unit of volatility per year")
+    depth_sensitivity: NonNegFloat = Field(0.0, le=10, description="haircut per unit of depth shortfall")
+    floor: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    cap: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    buffer: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_change: PositiveFloat | None = Field(None, description="max haircut change per hour")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Haircuts:
+        if self.floor > self.cap:
+            raise ValueError("haircuts.floor must not exceed haircuts.cap")
+        return self
+
+
+class Collateral(_Model):
+    """Part of each cohort's collateral held in an asset (e.g. a stablecoin) with its own order book.
+
+    ``pricing = "internal"``: margin values it at its price on the venue's own book;
+    ``"external"``: at an external index that holds the peg. Liquidations sell the
+    seized collateral into that book; an exogenous dump (``sell``) can trigger a depeg.
+    """
+
+    enabled: bool = False
+    share: Fraction = Field(0.0, description="fraction of collateral held in the asset")
+    pricing: Literal["internal", "external"] = "internal"
+    depth: PositiveFloat = Field(1e8, description="1 % depth of the asset's book, quote currency")
+    recovery_half_life: Duration = 600.0
+    sell: NonNegFloat = Field(0.0, description="exogenous sale of the asset, quote currency")
+    sell_start: Duration = 0.0
+    sell_duration: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> Collateral:
+        if self.recovery_half_life <= 0 or self.sell_duration <= 0:
+            raise ValueError("collateral.recovery_half_life and collateral.sell_duration must be positive")
+        return self
+
+
+class Oracle(_Model):
+    """Mark price for margin: the venue's "last" traded price, the "index" (median of the
+    venues' prices and spot), or "spot" (the exogenous fundamental); optionally smoothed
+    by an exponential moving average with half-life ``smoothing`` (0: none)."""
+
+    mark: Literal["last", "index", "spot"] = "last"
+    smoothing: Duration = 0.0
+
+
+class Venue(_Model):
+    """A trading venue with its own book, positions and insurance fund."""
+
+    name: str = Field(min_length=1, max_length=64)
+    depth: PositiveFloat | None = Field(None, description="1 % depth (default liquidity.depth)")
+    insurance_fund: NonNegFloat | None = Field(None, description="default liquidation.insurance_fund")
+
+
+class Defensive(_Model):
+    """A population of algorithmic traders with one risk control.
+
+    stop_loss: flatten when the price is ``threshold`` below the start.
+    drawdown: flatten when the price is ``threshold`` below its running peak.
+    vol_target: cut the position to notional x threshold / vol when realised vol (per year) exceeds ``threshold``.
+    var_limit: keep units x price x z(confidence) x vol x sqrt(horizon) <= ``threshold`` (quote currency).
+    kill_switch: market makers holding ``share`` of the depth cancel their quotes while realised
+    vol exceeds ``threshold`` (per year).
+    """
+
+    kind: Literal["stop_loss", "drawdown", "vol_target", "var_limit", "kill_switch"]
+    side: Side = "long"
+    notional: NonNegFloat = Field(0.0, description="position at the start, quote currency")
+    threshold: PositiveFloat
+    share: Fraction = Field(0.0, description="kill_switch: share of depth withdrawn")
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
+    horizon: Duration = 86400.0
+    venue: str | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> Defensive:
+        if self.kind in ("stop_loss", "drawdown") and self.threshold >= 1:
+            raise ValueError(f"{self.kind} threshold is a fraction of the price; allowed: 0 < threshold < 1")
+        if self.kind == "kill_switch" and self.notional:
+            raise ValueError("kill_switch withdraws depth (give share), it holds no notional")
         return self
 
 
@@ -244,6 +454,19 @@ class Config(_Model):
     position_grids: tuple[PositionGrid, ...] = ()
     liquidation: Liquidation = Liquidation()
     dealers: Dealers = Dealers()
+    funding: Funding = Funding()
+    arbitrage: Arbitrage = Arbitrage()
+    breakers: Breakers = Breakers()
+    haircuts: Haircuts = Haircuts()
+    collateral: Collateral = Collateral()
+    oracle: Oracle = Oracle()
+    venues: tuple[Venue, ...] = ()
+    defensive: tuple[Defensive, ...] = ()
+
+    @property
+    def venue_names(self) -> list[str]:
+        """Names of the venues; one unnamed venue when none is configured."""
+        return [v.name for v in self.venues] or ["main"]
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -271,7 +494,25 @@ class Config(_Model):
                     f"dealers.gamma / liquidity.depth = {phi:.3g} >= 1: hedging feedback has no stable "
                     "solution (phi must be < 1); lower dealers.gamma or raise liquidity.depth"
                 )
+        self._check_venues()
         return self
+
+    def _check_venues(self) -> None:
+        names = [v.name for v in self.venues]
+        if len(set(names)) != len(names):
+            raise ValueError("venues: names must be unique")
+        known = set(self.venue_names)
+        users = [("positions", self.positions), ("position_grids", self.position_grids),
+                 ("market.shocks", self.market.shocks), ("defensive", self.defensive)]
+        for section, items in users:
+            for i, item in enumerate(items):
+                venue = getattr(item, "venue", None)
+                if venue is not None and venue not in known:
+                    raise ValueError(f"{section}.{i}.venue: unknown venue {venue!r}; allowed: {sorted(known)}")
+        if self.dealers.venue is not None and self.dealers.venue not in known:
+            raise ValueError(f"dealers.venue: unknown venue {self.dealers.venue!r}; allowed: {sorted(known)}")
+        if self.arbitrage.enabled and self.arbitrage.reference == "venues" and len(self.venue_names) < 2:
+            raise ValueError("arbitrage.reference = 'venues' needs at least two entries in venues")
 
 
 def _numbers(tree: object, prefix: str = ""):

@@ -23,6 +23,17 @@ PER_PATH = {
     "min_depth_ratio": ("1", "minimum available depth over the configured depth"),
     "trader_equity": ("quote currency", "traders' returned cash plus open equity at the horizon"),
     "trader_pnl": ("quote currency", "traders' realised plus unrealised PnL"),
+    "funding_long": ("quote currency", "funding received by long cohorts (negative: paid)"),
+    "funding_short": ("quote currency", "funding received by short cohorts (negative: paid)"),
+    "collateral_pnl": ("quote currency", "revaluation of collateral held in an asset (negative: depeg loss)"),
+    "min_funding_rate": ("1", "lowest funding payment rate, fraction per funding interval"),
+    "max_funding_rate": ("1", "highest funding payment rate, fraction per funding interval"),
+    "halted_time": ("s", "time trading was halted (circuit breakers and band pauses)"),
+    "halt_count": ("1", "number of halts (breaker levels fired and band pauses)"),
+    "max_haircut": ("1", "highest collateral haircut"),
+    "haircut_ratio": ("1", "procyclicality: peak over trough haircut during the run"),
+    "min_collateral_price": ("1", "lowest price of the collateral asset relative to its peg, as margin saw it"),
+    "defensive_sold": ("quote currency", "notional traded by defensive traders (stops, volatility and VaR limits)"),
     "unstable_step": ("step", "first step with unstable hedging feedback (-1: none)"),
     "rounds_exhausted": ("steps", "steps whose cascade needed more than cascade_rounds rounds"),
     "floor_step": ("step", "first step whose order flow moved the log-price by the model bound (-1: none)"),
@@ -32,6 +43,18 @@ PER_PATH = {
     "recovery_time": ("s", "time from the trough until the price regained half of the fall, in log terms "
                            "(NaN: not within the horizon)"),
 }
+PER_VENUE = {
+    "venue_cascade_depth": ("1", "maximum drawdown of the venue's traded price from its start (fraction)"),
+    "venue_min_price": ("quote currency", "minimum traded price on the venue"),
+    "venue_final_price": ("quote currency", "traded price on the venue at the horizon"),
+    "venue_liquidated_long": ("quote currency", "notional of long positions liquidated on the venue"),
+    "venue_liquidated_short": ("quote currency", "notional of short positions liquidated on the venue"),
+    "venue_bad_debt": ("quote currency", "negative equity left by liquidations on the venue"),
+    "venue_insurance_fund": ("quote currency", "the venue's insurance fund at the horizon"),
+    "venue_halted_time": ("s", "time trading was halted on the venue"),
+    "venue_min_collateral_price": ("1", "lowest price of the collateral asset as the venue's margin saw it"),
+}
+"""Per-path outputs along a ``venue`` dimension, present when a config has two or more venues."""
 SERIES = {
     "price": ("quote currency", "traded price"),
     "depth": ("1", "available depth over the configured depth"),
@@ -56,6 +79,10 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
     for name, (units, long_name) in PER_PATH.items():
         stacked = np.stack([r.per_path[name] for r in results])
         data[name] = (("scenario", "path"), stacked, {"units": units, "long_name": long_name})
+    for name, (units, long_name) in PER_VENUE.items():
+        if name in results[0].per_path:
+            stacked = np.stack([r.per_path[name] for r in results])
+            data[name] = (("scenario", "path", "venue"), stacked, {"units": units, "long_name": long_name})
     series = [_series(r) for r in results]
     for name, (units, long_name) in SERIES.items():
         bands = np.stack([np.quantile(s[name], quantiles, axis=0).T.astype(np.float64) for s in series])
@@ -71,6 +98,8 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
         "time": ("time", time),
         "quantile": ("quantile", quantiles),
     }
+    if static.n_venues > 1:
+        coords["venue"] = ("venue", np.asarray(scenarios.scenarios[0].venue_names))
     if sim.keep_paths:
         coords["sample"] = ("sample", np.arange(min(sim.keep_paths, coords["path"][1].size)))
     for name, values in scenarios.coords.items():

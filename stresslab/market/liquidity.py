@@ -25,7 +25,7 @@ TINY_VAR = 1e-12
 
 class LiquidityParams(NamedTuple):
     """Attributes:
-    depth: baseline 1 % depth, quote currency.
+    depth: baseline 1 % depth per venue (V,), quote currency.
     permanent: share of impact that is permanent, in [0, 1].
     decay: per-step recovery factor exp(-rho * dt) of transient impact and consumed depth.
     depletion: depth consumed per unit of traded notional.
@@ -44,7 +44,7 @@ class LiquidityParams(NamedTuple):
 
 
 class LiquidityState(NamedTuple):
-    """Attributes (each (N,)):
+    """Attributes (each (N, V)):
     permanent: accumulated permanent impact, log-price.
     transient: transient impact still in the price, log-price.
     consumed: fraction of baseline depth consumed by trading, in [0, MAX_CONSUMED].
@@ -58,7 +58,8 @@ class LiquidityState(NamedTuple):
 
 
 def initial_state(p: LiquidityParams, n: int) -> LiquidityState:
-    zeros = jnp.zeros((n,), p.depth.dtype)
+    """Untouched books for ``n`` paths, one per venue (``p.depth`` is (V,))."""
+    zeros = jnp.zeros((n, *p.depth.shape), p.depth.dtype)
     return LiquidityState(zeros, zeros, zeros, zeros + p.vol_ref**2)
 
 

@@ -2,7 +2,10 @@
 
 A cohort holds ``units`` of the asset on one side (``side`` = +1 long, -1 short),
 entered at ``entry`` with collateral ``margin_per_unit`` per unit. Its equity at
-price S is ``units * (margin_per_unit + side * (S - entry))``; it is liquidated
+price S is ``units * (margin + side * (S - entry))``, where ``margin`` is the
+collateral per unit now: ``margin_per_unit`` revalued (a share may be held in an
+asset whose price moves, see collateral.py) plus funding received; margin checks
+use it after the haircut, settlement at its value; it is liquidated
 when equity falls below maintenance margin (flat, or tiered by per-account
 notional). Liquidation fills release equity: the penalty goes to the insurance
 fund, the rest back to the trader, and negative equity is bad debt paid by the
@@ -59,6 +62,8 @@ class Ledger(NamedTuple):
     penalties: liquidation fees paid to the fund.  bad_debt: negative equity at liquidation.
     socialised: bad debt the fund could not pay.  adl_notional: notional closed by ADL.
     liquidated_long, liquidated_short: notional liquidated.  fund: insurance fund now.
+    funding_long, funding_short: funding received by long / short cohorts (negative: paid).
+    collateral_pnl: revaluation of collateral held in an asset, realised on closed units.
     """
 
     cash: jnp.ndarray
@@ -70,16 +75,23 @@ class Ledger(NamedTuple):
     liquidated_long: jnp.ndarray
     liquidated_short: jnp.ndarray
     fund: jnp.ndarray
+    funding_long: jnp.ndarray
+    funding_short: jnp.ndarray
+    collateral_pnl: jnp.ndarray
 
 
 def initial_ledger(lp: LiquidationParams, n: int) -> Ledger:
-    zeros = jnp.zeros((n,), lp.fund0.dtype)
-    return Ledger(*([zeros] * 8), fund=zeros + lp.fund0)
+    """Empty ledger per path and venue (N, V); the fund starts at each venue's ``fund0``."""
+    zeros = jnp.zeros((n, *lp.fund0.shape), lp.fund0.dtype)
+    return Ledger(*([zeros] * 8), fund=zeros + lp.fund0, funding_long=zeros, funding_short=zeros,
+                  collateral_pnl=zeros)
 
 
-def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
-    """Cohort equity at ``price`` (N, C): collateral plus unrealised PnL."""
-    return units * (cp.margin_per_unit + cp.side * (price[..., None] - cp.entry))
+def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, margin: jnp.ndarray | None = None
+           ) -> jnp.ndarray:
+    """Cohort equity at ``price`` (..., C): collateral per unit ``margin`` (default: as posted) plus unrealised PnL."""
+    margin = cp.margin_per_unit if margin is None else margin
+    return units * (margin + cp.side * (price[..., None] - cp.entry))
 
 
 def maintenance(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
@@ -90,31 +102,33 @@ def maintenance(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp
     return cp.accounts * fixed_sum(cp.tier_rate * in_tier, -1)
 
 
-def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
-    """Open cohorts not yet in liquidation whose equity is below maintenance (N, C) bool."""
-    return ~in_liq & (units > 0) & (equity(cp, units, price) < maintenance(cp, units, price))
+def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,
+                    check: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Open cohorts not yet in liquidation whose equity (collateral per unit ``check``, after the
+    haircut) is below maintenance at ``price`` (N, V, C) bool."""
+    return ~in_liq & (units > 0) & (equity(cp, units, price, check) < maintenance(cp, units, price))
 
 
-def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray,
-                  price: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Margin check at ``price`` (N, C) bools: newly triggered cohorts, and cohorts in
-    liquidation (after this check) whose equity is gone (bankrupt)."""
-    eq = equity(cp, units, price)
+def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,
+                  check: jnp.ndarray | None = None, value: jnp.ndarray | None = None
+                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Margin check at ``price`` (N, V, C) bools: newly triggered cohorts (collateral ``check``), and
+    cohorts in liquidation (after this check) whose equity at collateral ``value`` is gone (bankrupt)."""
     open_ = units > 0
-    newly = ~in_liq & open_ & (eq < maintenance(cp, units, price))
-    return newly, (in_liq | newly) & open_ & (eq <= 0.0)
+    newly = newly_triggered(cp, units, in_liq, price, check)
+    return newly, (in_liq | newly) & open_ & (equity(cp, units, price, value) <= 0.0)
 
 
 def fund_short(cp: CohortParams, units: jnp.ndarray, bankrupt: jnp.ndarray, fund: jnp.ndarray,
-               price: jnp.ndarray) -> jnp.ndarray:
-    """Paths whose insurance fund cannot cover the bankrupt cohorts' negative equity at ``price`` (N,)."""
-    deficit = fixed_sum(jnp.where(bankrupt, -equity(cp, units, price), 0.0), -1)
+               price: jnp.ndarray, value: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Paths whose insurance fund cannot cover the bankrupt cohorts' negative equity at ``price`` (N, V)."""
+    deficit = fixed_sum(jnp.where(bankrupt, -equity(cp, units, price, value), 0.0), -1)
     return jnp.any(bankrupt, -1) & (fund <= deficit)
 
 
-def bankruptcy_price(cp: CohortParams) -> jnp.ndarray:
-    """Price at which a cohort's equity is zero (C,)."""
-    return cp.entry - cp.side * cp.margin_per_unit
+def bankruptcy_price(cp: CohortParams, value: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Price at which a cohort's equity is zero, for collateral ``value`` per unit (default: as posted)."""
+    return cp.entry - cp.side * (cp.margin_per_unit if value is None else value)
 
 
 def execution_fraction(lp: LiquidationParams, queue_notional: jnp.ndarray, depth: jnp.ndarray,
@@ -127,9 +141,11 @@ def execution_fraction(lp: LiquidationParams, queue_notional: jnp.ndarray, depth
 
 
 def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled: jnp.ndarray,
-                 fill_price: jnp.ndarray) -> Ledger:
-    """Book market fills of ``filled`` units (N, C) at ``fill_price`` (N,)."""
-    released = equity(cp, filled, fill_price)
+                 fill_price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0
+                 ) -> Ledger:
+    """Book market fills of ``filled`` units (N, V, C) at ``fill_price`` (N, V); collateral ``value``
+    per unit, of which ``reval`` is the revaluation of collateral held in an asset."""
+    released = equity(cp, filled, fill_price, value)
     notional = filled * fill_price[..., None]
     fee = jnp.minimum(lp.penalty * notional, jnp.maximum(released, 0.0))
     bad = jnp.maximum(-released, 0.0)
@@ -144,6 +160,7 @@ def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled
         liquidated_long=ledger.liquidated_long + fixed_sum(jnp.where(long, notional, 0.0), -1),
         liquidated_short=ledger.liquidated_short + fixed_sum(jnp.where(long, 0.0, notional), -1),
         fund=jnp.maximum(fund, 0.0),
+        collateral_pnl=ledger.collateral_pnl + fixed_sum(filled * reval, -1),
     )
 
 
@@ -162,7 +179,8 @@ def _side_sum(x: jnp.ndarray, side: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
 
 
 def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
-                    price: jnp.ndarray) -> tuple[jnp.ndarray, Ledger]:
+                    price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0
+                    ) -> tuple[jnp.ndarray, Ledger]:
     """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
 
     Applies only on paths whose insurance fund cannot cover the bankrupt cohorts'
@@ -173,13 +191,14 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     Returns:
         units after ADL (N, C) and the updated ledger.
     """
-    bankrupt = in_liq & (units > 0) & (equity(cp, units, price) <= 0.0)
-    exhausted = fund_short(cp, units, bankrupt, ledger.fund, price)[..., None]
+    value = cp.margin_per_unit if value is None else value
+    bankrupt = in_liq & (units > 0) & (equity(cp, units, price, value) <= 0.0)
+    exhausted = fund_short(cp, units, bankrupt, ledger.fund, price, value)[..., None]
     long = cp.side > 0
     bankrupt = exhausted & bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)
     eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
-    score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (cp.margin_per_unit + pnl)), -jnp.inf)
+    score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (value + pnl)), -jnp.inf)
     capacity = jnp.where(eligible, units, 0.0)
     need_long, need_short = _side_sum(jnp.where(bankrupt, units, 0.0), cp.side)
     need = jnp.where(long, need_short[..., None], need_long[..., None])  # what each counterparty side absorbs
@@ -188,15 +207,17 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     share_long = jnp.where(need_long > 0, by_shorts / jnp.maximum(need_long, 1e-30), 0.0)
     share_short = jnp.where(need_short > 0, by_longs / jnp.maximum(need_short, 1e-30), 0.0)
     closed = jnp.where(bankrupt, units * jnp.where(long, share_long[..., None], share_short[..., None]), 0.0)
-    b_units = closed * bankruptcy_price(cp)
+    bankrupt_at = bankruptcy_price(cp, value)
+    b_units = closed * bankrupt_at
     value_long, value_short = _side_sum(b_units, cp.side)
     avg_long = value_long / jnp.maximum(by_shorts, 1e-30)
     avg_short = value_short / jnp.maximum(by_longs, 1e-30)
     absorbed_price = jnp.where(long, avg_short[..., None], avg_long[..., None])
-    realised = cp.side * closed * (bankruptcy_price(cp) - cp.entry) + cp.side * taken * (absorbed_price - cp.entry)
+    realised = cp.side * closed * (bankrupt_at - cp.entry) + cp.side * taken * (absorbed_price - cp.entry)
     adl_long, adl_short = value_long, value_short
     ledger = ledger._replace(
-        cash=ledger.cash + fixed_sum(taken * (cp.margin_per_unit + cp.side * (absorbed_price - cp.entry)), -1),
+        cash=ledger.cash + fixed_sum(taken * (value + cp.side * (absorbed_price - cp.entry)), -1),
+        collateral_pnl=ledger.collateral_pnl + fixed_sum((closed + taken) * reval, -1),
         realised_pnl=ledger.realised_pnl + fixed_sum(realised, -1),
         adl_notional=ledger.adl_notional + adl_long + adl_short,
         liquidated_long=ledger.liquidated_long + adl_long,

@@ -1,17 +1,25 @@
 """One time step of the simulated market, composing the mechanisms in a visible order.
 
-Order within a step (all paths at once, arrays with a leading path axis N):
+Arrays carry a leading path axis N and a venue axis V (cohorts (N, V, C)); venues
+share the exogenous fundamental and are linked by arbitrage and the index. Order
+within a step:
 
 1. exogenous fundamental move (diffusion, jumps, gaps, volatility spikes);
-2. book resilience: transient impact and consumed depth decay; depth after withdrawal;
-3. scheduled sell-program flow;
-4. margin check at the pre-flow price; auto-deleveraging of bankrupt cohorts the insurance fund cannot cover;
-5. intra-step cascade rounds: solve the price that clears sell-program, liquidation
-   and dealer-hedge flow through the book (Newton on the impact equation), check
-   margins at that price, add newly triggered cohorts, repeat until no new
-   liquidation or ``cascade_rounds`` is reached;
-6. settle: liquidation fills at the step's average price, penalties, bad debt,
-   insurance fund; book the impact and depth consumption; dealers re-hedge.
+2. book resilience, liquidity withdrawal and kill switches; collateral-asset book;
+3. whether each venue is halted (circuit breakers); haircut and mark price;
+4. pre-flow flows: sell programs, arbitrage, volatility/VaR-limited traders;
+5. margin check at the mark; auto-deleveraging of bankrupt cohorts the fund cannot cover;
+6. intra-step cascade rounds (trading venues only): solve the price that clears
+   program, arbitrage, liquidation, stop-loss and dealer-hedge flow through the
+   book (Newton on the impact equation), check margins and stops at that price,
+   add what newly triggered, repeat until nothing new or ``cascade_rounds``;
+7. a step whose price would leave the band does not trade (pause);
+8. settle: liquidation fills at the step's average price, penalties, bad debt,
+   insurance fund, seized collateral sold; book impact and depth consumption;
+   dealers re-hedge;
+9. breakers fire on the step's price; funding premium accrues and is paid at interval ends.
+During a halt nothing trades: queued liquidations, hedges and programs wait, the
+book recovers and the fundamental moves; on reopening the queue executes at once.
 """
 
 from __future__ import annotations
@@ -21,7 +29,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stresslab.market import dealers, liquidity, positions, price, sell_program
+from stresslab.market import (
+    arbitrage,
+    breakers,
+    collateral,
+    dealers,
+    defensive,
+    funding,
+    haircuts,
+    liquidity,
+    oracle,
+    positions,
+    price,
+)
 from stresslab.market.params import Params, Static
 from stresslab.market.reduce import fixed_sum
 
@@ -38,11 +58,14 @@ MAX_MOVE = 10.0
 class MarketState(NamedTuple):
     """Scan carry: the state of every path (fixed shapes and dtypes).
 
-    y_fund: fundamental log-price relative to s0 (N,).  y: traded log-price (N,).
-    book: order-book state.  remaining: sell-program notional left (N, P).
-    units: open units per cohort (N, C).  in_liq: cohort under liquidation (N, C).
-    hedge: dealer hedge, dollars (constant gamma) or units (options) (N,).
-    ledger: money flows.
+    y_fund: fundamental (spot) log-price relative to s0 (N,).  y: traded log-price per venue (N, V).
+    book: order-book state (N, V).  remaining: sell-program notional left (N, P).
+    units: open units per cohort (N, V, C).  in_liq: cohort under liquidation (N, V, C).
+    hedge: dealer hedge, dollars (constant gamma) or units (options) (N, V).
+    ledger: money flows (N, V).  funding: premium and funding received per unit.
+    breakers: halts.  haircut: collateral haircut (N, V).  y_c: collateral-asset log-price (N, V).
+    mark: smoothed mark log-price (N, V).  defensive_units (N, V, D), stopped (N, V, D): defensive traders.
+    peak, trough: running extremes of the traded log-price (N, V).
     """
 
     y_fund: jnp.ndarray
@@ -53,26 +76,42 @@ class MarketState(NamedTuple):
     in_liq: jnp.ndarray
     hedge: jnp.ndarray
     ledger: positions.Ledger
+    funding: funding.FundingState
+    breakers: breakers.BreakerState
+    haircut: jnp.ndarray
+    y_c: jnp.ndarray
+    mark: jnp.ndarray
+    defensive_units: jnp.ndarray
+    stopped: jnp.ndarray
+    peak: jnp.ndarray
+    trough: jnp.ndarray
 
 
 class Summary(NamedTuple):
-    """Online per-path reductions (N,) each.
+    """Online per-path reductions.
 
-    min_y: lowest traded log-price.  sum_r2: sum of squared traded log returns.
-    min_depth_ratio: lowest available depth over the configured depth.
-    unstable_step: first step whose hedging feedback had no stable solution (-1: none).
-    rounds_exhausted: steps whose cascade needed more than ``cascade_rounds`` rounds.
-    floor_step: first step whose flow moved the log-price by the bound MAX_MOVE (-1: none).
-    nonfinite_step: first step with a non-finite price, depth, hedge or fund (-1: none).
-    fund_exhausted_step: first step that ended with the insurance fund at zero (-1: none).
-    trough_step: step at whose end the traded price was lowest (-1: never below the start).
-    recovery_step: first step after the trough whose price regained half of the fall
-        from the start, in log terms (-1: not yet).
+    Per venue (N, V): min_y lowest traded log-price; sum_r2 sum of squared traded log
+    returns; min_depth_ratio lowest available depth over the configured depth;
+    max_haircut, min_haircut; min_rate, max_rate funding payment rates; min_y_c lowest
+    collateral-asset log-price; defensive_sold notional sold (or bought) by defensive traders.
+    Per path (N,): unstable_step first step whose hedging feedback had no stable
+    solution (-1: none); rounds_exhausted steps whose cascade needed more than
+    ``cascade_rounds`` rounds; floor_step first step whose flow moved the log-price by
+    MAX_MOVE; nonfinite_step first step with a non-finite state; fund_exhausted_step
+    first step that ended with an insurance fund at zero; trough_step step at whose
+    end the first venue's price was lowest (-1: never below the start); recovery_step
+    first step after the trough whose price regained half of the fall, in log terms.
     """
 
     min_y: jnp.ndarray
     sum_r2: jnp.ndarray
     min_depth_ratio: jnp.ndarray
+    max_haircut: jnp.ndarray
+    min_haircut: jnp.ndarray
+    min_rate: jnp.ndarray
+    max_rate: jnp.ndarray
+    min_y_c: jnp.ndarray
+    defensive_sold: jnp.ndarray
     unstable_step: jnp.ndarray
     rounds_exhausted: jnp.ndarray
     floor_step: jnp.ndarray
@@ -84,29 +123,47 @@ class Summary(NamedTuple):
 
 def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, Summary]:
     dtype = params.price.s0.dtype
-    zeros = jnp.zeros((n,), dtype)
-    units = jnp.broadcast_to(params.cohorts.units0, (n, static.n_cohorts)).astype(dtype)
+    v = static.n_venues
+    zeros = jnp.zeros((n, v), dtype)
+    units = jnp.broadcast_to(params.cohorts.units0, (n, v, static.n_cohorts)).astype(dtype)
     hedge = zeros
     if static.dealer_book is not None:
         start = jnp.zeros((), dtype)
         hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, params.price.s0, start)
+    h0 = zeros
+    if static.haircuts:
+        h0 = zeros + haircuts.target(params.haircuts, params.liquidity.vol_ref, jnp.ones((), dtype))
     state = MarketState(
-        y_fund=zeros,
+        y_fund=jnp.zeros((n,), dtype),
         y=zeros,
         book=liquidity.initial_state(params.liquidity, n),
         remaining=jnp.broadcast_to(params.sell.total, (n, static.n_programs)).astype(dtype),
         units=units,
-        in_liq=jnp.zeros((n, static.n_cohorts), bool),
+        in_liq=jnp.zeros((n, v, static.n_cohorts), bool),
         hedge=hedge,
         ledger=positions.initial_ledger(params.liquidation, n),
+        funding=funding.initial_state(n, v, static.n_cohorts, dtype),
+        breakers=breakers.initial_state(n, v, static.n_levels, dtype),
+        haircut=h0,
+        y_c=zeros,
+        mark=zeros,
+        defensive_units=jnp.broadcast_to(params.defensive.units0, (n, v, static.n_defensive)).astype(dtype),
+        stopped=jnp.zeros((n, v, static.n_defensive), bool),
+        peak=zeros,
+        trough=zeros,
     )
     never = jnp.full((n,), -1, jnp.int32)
-    summary = Summary(zeros, zeros, zeros + 1.0, never, jnp.zeros((n,), jnp.int32), never, never, never, never, never)
+    summary = Summary(
+        min_y=zeros, sum_r2=zeros, min_depth_ratio=zeros + 1.0, max_haircut=h0, min_haircut=h0,
+        min_rate=zeros, max_rate=zeros, min_y_c=zeros, defensive_sold=zeros,
+        unstable_step=never, rounds_exhausted=jnp.zeros((n,), jnp.int32), floor_step=never,
+        nonfinite_step=never, fund_exhausted_step=never, trough_step=never, recovery_step=never,
+    )
     return state, summary
 
 
 class _Flow(NamedTuple):
-    """Everything the clearing equation needs that is fixed within a step."""
+    """Everything the clearing equation and the margin checks need that is fixed within a step."""
 
     y_base: jnp.ndarray
     exogenous: jnp.ndarray
@@ -114,18 +171,63 @@ class _Flow(NamedTuple):
     units: jnp.ndarray
     hedge: jnp.ndarray
     t_years: jnp.ndarray
+    mark_fixed: jnp.ndarray
+    mark_prev: jnp.ndarray
+    y_c_base: jnp.ndarray
+    haircut: jnp.ndarray
+    adj: jnp.ndarray
+    defensive_units: jnp.ndarray
+    peak: jnp.ndarray
+    trough: jnp.ndarray
 
 
 class _Queue(NamedTuple):
-    """Liquidation queue summed over cohorts (N,): net signed units (long > 0) and total units."""
+    """Flow waiting to execute, per venue (N, V): liquidations' net signed units (long > 0) and
+    total units, the collateral-asset notional (at the peg) they hold, and defensive stops' net units."""
 
     net_units: jnp.ndarray
     total_units: jnp.ndarray
+    collateral: jnp.ndarray
+    stop_units: jnp.ndarray
 
 
-def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray) -> _Queue:
+class _Margin(NamedTuple):
+    """Collateral per unit (N, V, C): for margin checks (after the haircut), at value, and its
+    revaluation (collateral held in an asset). None when plain posted collateral applies."""
+
+    check: jnp.ndarray | None
+    value: jnp.ndarray | None
+    reval: jnp.ndarray | float
+
+
+def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> _Queue:
+    cp = params.cohorts
     queue = jnp.where(in_liq, f.units, 0.0)
-    return _Queue(fixed_sum(params.cohorts.side * queue, -1), fixed_sum(queue, -1))
+    stops = jnp.where(stopped, f.defensive_units, 0.0)
+    return _Queue(fixed_sum(cp.side * queue, -1), fixed_sum(queue, -1),
+                  fixed_sum(queue * cp.margin_per_unit * params.collateral.share, -1),
+                  fixed_sum(params.defensive.side * stops, -1))
+
+
+def _margin(params: Params, static: Static, f: _Flow, y_c: jnp.ndarray) -> _Margin:
+    """Collateral per unit at collateral-asset log-price ``y_c``, with the step's haircut and funding."""
+    if static.collateral is None and not static.haircuts and not static.funding_every:
+        return _Margin(None, None, 0.0)
+    mpu = params.cohorts.margin_per_unit
+    reval = 0.0
+    posted = mpu
+    if static.collateral is not None:
+        share = params.collateral.share
+        reval = mpu * share * (collateral.mark(static.collateral, y_c)[..., None] - 1.0)
+        posted = mpu + reval
+    check = posted * (1.0 - f.haircut[..., None]) if static.haircuts else posted
+    return _Margin(check + f.adj, posted + f.adj, reval)
+
+
+def _mark(params: Params, static: Static, f: _Flow, y: jnp.ndarray) -> jnp.ndarray:
+    """Mark log-price for margin at the round's clearing log-price ``y`` (N, V)."""
+    src = oracle.source(static.mark, y, f.mark_fixed)
+    return oracle.smooth(params.oracle_alpha, f.mark_prev, src) if static.smoothing else src
 
 
 def _fill_price(params: Params, f: _Flow, y: jnp.ndarray) -> jnp.ndarray:
@@ -134,16 +236,17 @@ def _fill_price(params: Params, f: _Flow, y: jnp.ndarray) -> jnp.ndarray:
 
 
 def _execution_fraction(params: Params, static: Static, f: _Flow, q: _Queue, fill: jnp.ndarray) -> jnp.ndarray:
-    """Share of the queue executed this step at fill price ``fill`` under the engine's caps (N,)."""
+    """Share of the liquidation queue executed this step at fill price ``fill`` under the engine's caps (N, V)."""
     return positions.execution_fraction(params.liquidation, q.total_units * fill, f.depth, static.impact)
 
 
 def _total_flow(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
-    """Signed notional flow at log-price ``y`` (N,) and its derivative d flow / d y."""
+    """Signed notional flow at log-price ``y`` (N, V) and its derivative d flow / d y."""
     fill = _fill_price(params, f, y)
     frac = _execution_fraction(params, static, f, q, fill)
     liq = -q.net_units * frac * fill
-    flow, slope = f.exogenous + liq, jnp.where(frac < 1.0, 0.0, 0.5 * liq)
+    stops = -q.stop_units * fill
+    flow, slope = f.exogenous + liq + stops, jnp.where(frac < 1.0, 0.0, 0.5 * liq) + 0.5 * stops
     if static.dealer_book is not None:
         hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealer_book, f.hedge, y,
                                                 params.price.s0, f.t_years)
@@ -181,39 +284,62 @@ def _clear(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndarray):
     return y, phi
 
 
-def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray):
-    """Intra-step cascade rounds.
+def _collateral_after(params: Params, static: Static, f: _Flow, sold_at_peg: jnp.ndarray) -> jnp.ndarray:
+    """Collateral-asset log-price after selling ``sold_at_peg`` (its notional at the peg) of seized collateral."""
+    if static.collateral is None:
+        return f.y_c_base
+    return collateral.after_sale(params.collateral, f.y_c_base, sold_at_peg * jnp.exp(f.y_c_base))
+
+
+def _triggered(params: Params, static: Static, f: _Flow, queued, stopped, queue: _Queue, y: jnp.ndarray):
+    """Cohorts and defensive populations newly triggered at clearing log-price ``y``."""
+    margin = _margin(params, static, f, _collateral_after(params, static, f, queue.collateral))
+    mark = params.price.s0 * jnp.exp(_mark(params, static, f, y))
+    new = positions.newly_triggered(params.cohorts, f.units, queued, mark, margin.check)
+    new_stops = defensive.stopped(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
+    return new, new_stops
+
+
+def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray,
+             trading: jnp.ndarray):
+    """Intra-step cascade rounds on the venues that trade.
 
     Returns:
-        clearing log-price y; cohorts whose flow is in y and their queue; all
-        cohorts in liquidation; feedback phi at y; whether rounds ran out.
+        clearing log-price y; cohorts whose flow is in y, their queue; all cohorts
+        in liquidation; defensive populations stopped; feedback phi at y; whether rounds ran out.
     """
-    cohorts = params.cohorts
 
     def cond(carry):
         k, *_, active = carry
         return (k < static.cascade_rounds) & jnp.any(active)
 
     def body(carry):
-        k, y, solved, queue, queued, phi, active = carry
-        new_queue = _queue(params, f, queued)
+        k, y, solved, queue, queued, stops, phi, active = carry
+        new_queue = _queue(params, f, queued, stops)
         y_new, phi_new = _clear(params, static, f, new_queue, y)
         y = jnp.where(active, y_new, y)
         phi = jnp.where(active, phi_new, phi)
         solved = jnp.where(active[..., None], queued, solved)
         queue = _Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, queue, strict=True)))
-        new = positions.newly_triggered(cohorts, f.units, queued, params.price.s0 * jnp.exp(y)) & active[..., None]
-        return k + 1, y, solved, queue, queued | new, phi, active & jnp.any(new, -1)
+        new, new_stops = _triggered(params, static, f, queued, stops, queue, y)
+        new, new_stops = new & active[..., None], new_stops & active[..., None]
+        return (k + 1, y, solved, queue, queued | new, stops | new_stops, phi,
+                active & (jnp.any(new, -1) | jnp.any(new_stops, -1)))
 
     zeros = jnp.zeros_like(f.y_base)
-    init = (0, f.y_base, in_liq, _Queue(zeros, zeros), in_liq, zeros, jnp.ones(zeros.shape, bool))
-    _, y, solved, queue, queued, phi, active = jax.lax.while_loop(cond, body, init)
-    return y, solved, queue, queued, phi, active
+    init = (0, f.y_base, in_liq, _Queue(zeros, zeros, zeros, zeros), in_liq, stopped, zeros, trading)
+    _, y, solved, queue, queued, stops, phi, active = jax.lax.while_loop(cond, body, init)
+    return y, solved, queue, queued, stops, phi, active
 
 
 def _first(step: jnp.ndarray, happened: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
     """Keep the first step at which ``happened`` held (-1 until then)."""
     return jnp.where((step < 0) & happened, t, step)
+
+
+def _vol(book: liquidity.LiquidityState) -> jnp.ndarray:
+    """Realised volatility estimate per year (N, V)."""
+    return jnp.sqrt(book.variance)
 
 
 def market_step(params: Params, static: Static, state: MarketState, summary: Summary,
@@ -223,65 +349,154 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     s0 = p.price.s0
     y_fund = state.y_fund + price.exogenous_return(p.price, t, draws, dt, static.max_jumps)
     book = liquidity.recover(p.liquidity, state.book)
+    vol = _vol(state.book)
     base = liquidity.baseline_depth(p.liquidity, book)
+    if static.n_kill:
+        base = base * defensive.depth_multiplier(p.defensive, vol)
     depth = base * (1.0 - book.consumed)
-    y_base = y_fund + book.permanent + book.transient if static.liquidity else y_fund
-    exogenous, remaining = sell_program.program_flow(p.sell, state.remaining, t)
+    y_base = y_fund[..., None] + book.permanent + book.transient
     t_years = (t + 1).astype(y_fund.dtype) * dt
 
+    halted = state.breakers.left > 0 if static.breakers else jnp.zeros(y_base.shape, bool)
+    trading = ~halted
+    haircut = state.haircut
+    if static.haircuts:
+        wanted = haircuts.target(p.haircuts, vol, depth / p.liquidity.depth)
+        haircut = haircuts.update(p.haircuts, state.haircut, wanted)
+    mark_fixed = y_base
+    if static.mark == "spot":
+        mark_fixed = jnp.broadcast_to(y_fund[..., None], y_base.shape)
+    elif static.mark == "index":
+        mark_fixed = oracle.index(y_fund, y_base)
+
+    # Pre-flow flows: programs, arbitrage, volatility- and VaR-limited traders (none on halted venues).
+    live = t >= p.sell.start
+    program_exec = jnp.where(live, jnp.minimum(state.remaining, p.sell.per_step), 0.0)
+    exogenous = fixed_sum((p.sell.sign * program_exec)[..., None] * p.program_venue, -2)
+    if static.arbitrage is not None:
+        exogenous = exogenous + arbitrage.flows(p.arbitrage, static.arbitrage, y_fund, y_base, depth, static.impact)
+    defensive_units = state.defensive_units
+    if static.n_defensive:
+        cut = defensive.risk_targets(p.defensive, state.defensive_units, vol, s0 * jnp.exp(y_base))
+        exogenous = exogenous + fixed_sum(p.defensive.side * (cut - state.defensive_units), -1) * s0 * jnp.exp(y_base)
+        defensive_units = jnp.where(trading[..., None], cut, state.defensive_units)
+    exogenous = jnp.where(trading, exogenous, 0.0)
+
+    f = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf), state.units,
+              state.hedge, t_years, mark_fixed, state.mark, collateral.pre_flow(p.collateral, state.y_c, t)
+              if static.collateral is not None else state.y_c, haircut, state.funding.adj, defensive_units,
+              state.peak, state.trough)
+
     units, ledger = state.units, state.ledger
-    s_base = s0 * jnp.exp(y_base)
-    newly, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq, s_base)
+    margin0 = _margin(p, static, f, f.y_c_base)
+    mark0 = s0 * jnp.exp(_mark(p, static, f, jnp.where(halted, state.y, y_base)))
+    newly, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq, mark0, margin0.check, margin0.value)
     in_liq = state.in_liq | newly
     if static.adl:
+        can_adl = in_liq & trading[..., None]
         units, ledger = jax.lax.cond(
-            jnp.any(positions.fund_short(p.cohorts, units, bankrupt, ledger.fund, s_base)),
-            lambda u, led: positions.auto_deleverage(p.cohorts, u, in_liq, led, s_base),
-            lambda u, led: (u, led),
-            units, ledger,
+            jnp.any(positions.fund_short(p.cohorts, units, bankrupt & trading[..., None], ledger.fund, mark0,
+                                         margin0.value)),
+            lambda u, led, q, m, v, r: positions.auto_deleverage(p.cohorts, u, q, led, m, v, r),
+            lambda u, led, q, m, v, r: (u, led),
+            units, ledger, can_adl, mark0, margin0.value, margin0.reval,
         )
+        f = f._replace(units=units)
 
-    flow_in = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf),
-                    units, state.hedge, t_years)
     if static.liquidity:
-        y, solved, queue, in_liq, phi, exhausted = _cascade(p, static, flow_in, in_liq)
+        y, solved, queue, in_liq, stopped, phi, exhausted = _cascade(p, static, f, in_liq, state.stopped, trading)
     else:
-        y, solved, phi, exhausted = y_base, in_liq, jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
-        queue = _queue(p, flow_in, solved)
+        y, solved, stopped = y_base, in_liq, state.stopped
+        phi, exhausted = jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
+        queue = _queue(p, f, solved, stopped)
 
-    fill_price = _fill_price(p, flow_in, y)
-    frac = _execution_fraction(p, static, flow_in, queue, fill_price)
+    breached = breakers.band_breached(p.breakers, y, state.y) & trading if static.band else jnp.zeros_like(trading)
+    executed = trading & ~breached
+    fill_price = _fill_price(p, f, y)
+    frac = jnp.where(executed, _execution_fraction(p, static, f, queue, fill_price), 0.0)
+    y_c = f.y_c_base
 
-    def settle(units, ledger):
+    def settle(units, ledger, y_c):
         filled = jnp.where(solved, units, 0.0) * frac[..., None]
-        return units - filled, positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price)
+        y_c = _collateral_after(p, static, f, fixed_sum(filled * p.cohorts.margin_per_unit * p.collateral.share, -1))
+        margin = _margin(p, static, f, y_c)
+        ledger = positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price, margin.value,
+                                        margin.reval)
+        return units - filled, ledger, y_c
 
-    units, ledger = jax.lax.cond(jnp.any(queue.total_units > 0), settle, lambda u, led: (u, led), units, ledger)
+    units, ledger, y_c = jax.lax.cond(jnp.any(queue.total_units * frac > 0), settle, lambda u, led, c: (u, led, c),
+                                      units, ledger, y_c)
+    y = jnp.where(executed, y, state.y)
+    defensive_units = jnp.where(breached[..., None], state.defensive_units, defensive_units)
+    stop_fill = jnp.where(stopped & executed[..., None], defensive_units, 0.0)
+    defensive_sold = summary.defensive_sold + jnp.abs(fixed_sum(p.defensive.side * (
+        state.defensive_units - defensive_units + stop_fill), -1)) * fill_price
+    defensive_units = defensive_units - stop_fill
+    stopped = jnp.where(executed[..., None], stopped, state.stopped)
+    program_done = fixed_sum(p.program_venue * executed[..., None, :], -1)
+    remaining = state.remaining - program_exec * program_done
 
     hedge = state.hedge
     if static.dealer_book is not None:
-        hedge = dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years)
+        hedge = jnp.where(executed, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years), state.hedge)
     step_return = y - state.y
     if static.liquidity:
-        flow, _ = _total_flow(p, static, flow_in, queue, y)
-        book = liquidity.after_trade(p.liquidity, book, y - y_base, flow, base, step_return, dt)
-    unstable = (phi >= 1.0) if static.impact == "linear" else jnp.zeros_like(exhausted)
-    new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger)
-    floored = jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)
-    finite = jnp.isfinite(y) & jnp.isfinite(depth) & jnp.isfinite(hedge) & jnp.isfinite(ledger.fund)
+        flow, _ = _total_flow(p, static, f, queue, y)
+        move = jnp.where(executed, y - y_base, 0.0)
+        book = liquidity.after_trade(p.liquidity, book, move, jnp.where(executed, flow, 0.0), base, step_return, dt)
+    breaker_state = state.breakers
+    if static.breakers:
+        breaker_state = breakers.advance(p.breakers, static.breaker_reference, state.breakers, halted, executed,
+                                         breached, y, _vol(book))
+    fund_state = state.funding
+    if static.funding_every:
+        fund_state = fund_state._replace(premium_sum=fund_state.premium_sum + funding.premium(y, y_fund[..., None]))
+        mark_now = s0 * jnp.exp(_mark(p, static, f, y))
+
+        def pay(fs, led):
+            fs, long_in, short_in = funding.pay(p.funding, fs, p.cohorts.side, units, mark_now, static.funding_every)
+            return fs, led._replace(funding_long=led.funding_long + long_in, funding_short=led.funding_short + short_in)
+
+        fund_state, ledger = jax.lax.cond((t + 1) % static.funding_every == 0, pay, lambda fs, led: (fs, led),
+                                          fund_state, ledger)
+    mark = _mark(p, static, f, y) if static.smoothing else state.mark
+    unstable = jnp.any((phi >= 1.0) & executed, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
+    new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger, fund_state, breaker_state,
+                            haircut, y_c, mark, defensive_units, stopped, jnp.maximum(state.peak, y),
+                            jnp.minimum(state.trough, y))
+    floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & executed, -1)
+    finite = (jnp.all(jnp.isfinite(y), -1) & jnp.all(jnp.isfinite(depth), -1) & jnp.all(jnp.isfinite(hedge), -1)
+              & jnp.all(jnp.isfinite(ledger.fund), -1))
     new_low = y < summary.min_y
     min_y = jnp.where(new_low, y, summary.min_y)
-    recovered = (summary.recovery_step < 0) & (summary.trough_step >= 0) & ~new_low & (y >= 0.5 * min_y)
+    lead_low, lead_y, lead_min = new_low[..., 0], y[..., 0], min_y[..., 0]
+    recovered = (summary.recovery_step < 0) & (summary.trough_step >= 0) & ~lead_low & (lead_y >= 0.5 * lead_min)
+    fund_out = jnp.any((ledger.fund <= 0.0) & (p.liquidation.fund0 > 0), -1)
     new_summary = Summary(
         min_y=min_y,
         sum_r2=summary.sum_r2 + step_return**2,
-        min_depth_ratio=jnp.minimum(summary.min_depth_ratio, liquidity.depth_ratio(p.liquidity, book)),
+        min_depth_ratio=jnp.minimum(summary.min_depth_ratio, depth_ratio_after(p, static, book, _vol(book))),
+        max_haircut=jnp.maximum(summary.max_haircut, haircut),
+        min_haircut=jnp.minimum(summary.min_haircut, haircut),
+        min_rate=jnp.minimum(summary.min_rate, fund_state.rate),
+        max_rate=jnp.maximum(summary.max_rate, fund_state.rate),
+        min_y_c=jnp.minimum(summary.min_y_c, y_c),
+        defensive_sold=defensive_sold,
         unstable_step=_first(summary.unstable_step, unstable, t),
-        rounds_exhausted=summary.rounds_exhausted + exhausted.astype(jnp.int32),
+        rounds_exhausted=summary.rounds_exhausted + jnp.any(exhausted, -1).astype(jnp.int32),
         floor_step=_first(summary.floor_step, floored, t),
         nonfinite_step=_first(summary.nonfinite_step, ~finite, t),
-        fund_exhausted_step=_first(summary.fund_exhausted_step, (ledger.fund <= 0.0) & (p.liquidation.fund0 > 0), t),
-        trough_step=jnp.where(new_low, t, summary.trough_step),
-        recovery_step=jnp.where(new_low, -1, jnp.where(recovered, t, summary.recovery_step)),
+        fund_exhausted_step=_first(summary.fund_exhausted_step, fund_out, t),
+        trough_step=jnp.where(lead_low, t, summary.trough_step),
+        recovery_step=jnp.where(lead_low, -1, jnp.where(recovered, t, summary.recovery_step)),
     )
     return new_state, new_summary
+
+
+def depth_ratio_after(params: Params, static: Static, book: liquidity.LiquidityState, vol: jnp.ndarray
+                      ) -> jnp.ndarray:
+    """Available depth (withdrawal, kill switches, consumption) over the configured depth (N, V)."""
+    ratio = liquidity.depth_ratio(params.liquidity, book)
+    if static.n_kill:
+        ratio = ratio * defensive.depth_multiplier(params.defensive, vol)
+    return ratio

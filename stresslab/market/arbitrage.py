@@ -1,0 +1,44 @@
+"""Arbitrage with finite speed and capital: flows that pull each venue's price toward a reference.
+
+Each step a venue receives the notional that would, through its own book, close the
+share ``pull`` = 1 - exp(-ln 2 dt / half_life) of its log-price gap to the
+reference, at most ``cap`` per step. Reference "spot": the exogenous spot price
+(basis arbitrage of a perpetual). Reference "venues": the depth-weighted mean of
+the venues' prices; flows are then scaled together so that they still sum to zero
+over venues under linear impact (buying on one venue is selling on another).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.reduce import fixed_sum
+
+
+class ArbitrageParams(NamedTuple):
+    """Attributes: pull (share of the gap closed per step), cap (max notional per step and venue)."""
+
+    pull: jnp.ndarray
+    cap: jnp.ndarray
+
+
+def flow_for_move(move: jnp.ndarray, depth: jnp.ndarray, law: str) -> jnp.ndarray:
+    """Signed notional that moves the log-price by ``move`` on a book of 1 % ``depth``."""
+    ratio = move / ONE_PERCENT
+    return depth * (ratio if law == "linear" else jnp.sign(ratio) * ratio**2)
+
+
+def flows(p: ArbitrageParams, reference: str, y_fund: jnp.ndarray, y_base: jnp.ndarray, depth: jnp.ndarray,
+          law: str) -> jnp.ndarray:
+    """Arbitrage notional into each venue this step (N, V), buy > 0."""
+    if reference == "spot":
+        target = y_fund[..., None]
+        wanted = flow_for_move(p.pull * (target - y_base), depth, law)
+        return jnp.clip(wanted, -p.cap, p.cap)
+    target = (fixed_sum(depth * y_base, -1) / fixed_sum(depth, -1))[..., None]
+    wanted = flow_for_move(p.pull * (target - y_base), depth, law)
+    largest = jnp.max(jnp.abs(wanted), axis=-1, keepdims=True)
+    return wanted * jnp.minimum(1.0, p.cap / jnp.maximum(largest, 1e-30))

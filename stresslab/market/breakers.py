@@ -1,0 +1,78 @@
+"""Circuit breakers: multi-level halts below a reference, price bands, dynamic thresholds.
+
+A level fires at the end of the first traded step whose log-price is at or below
+ref + log(1 - drop x scale), at most once per run; trading then halts for its
+``halt_steps``. The reference is the start (log-price 0), the running peak
+(a drawdown breaker) or an exponential moving average of the log-price. ``scale``
+= (realised vol / vol_ref) ** vol_scaling makes thresholds dynamic. A price band
+refuses a step whose clearing price moves beyond +-band from the previous price and
+pauses trading for ``band_steps``. While halted nothing trades (see step.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+
+class BreakerParams(NamedTuple):
+    """Attributes: drop (L,) fractions; halt_steps (L,) int; vol_scaling (exponent); vol_ref (per year);
+    band (fraction; inf: none); band_steps (int); ref_decay (per-step EMA factor of the rolling reference)."""
+
+    drop: jnp.ndarray
+    halt_steps: jnp.ndarray
+    vol_scaling: jnp.ndarray
+    vol_ref: jnp.ndarray
+    band: jnp.ndarray
+    band_steps: jnp.ndarray
+    ref_decay: jnp.ndarray
+
+
+class BreakerState(NamedTuple):
+    """Attributes (per venue): left (N, V) halted steps still to run; fired (N, V, L) levels used;
+    ref (N, V) reference log-price; halts (N, V) halts so far; halted_steps (N, V) steps halted so far."""
+
+    left: jnp.ndarray
+    fired: jnp.ndarray
+    ref: jnp.ndarray
+    halts: jnp.ndarray
+    halted_steps: jnp.ndarray
+
+
+def initial_state(n: int, n_venues: int, n_levels: int, dtype) -> BreakerState:
+    ints = jnp.zeros((n, n_venues), jnp.int32)
+    return BreakerState(ints, jnp.zeros((n, n_venues, n_levels), bool), jnp.zeros((n, n_venues), dtype), ints, ints)
+
+
+def band_breached(p: BreakerParams, y_new: jnp.ndarray, y_prev: jnp.ndarray) -> jnp.ndarray:
+    """The clearing price moved beyond the band from the previous traded price (N, V)."""
+    return jnp.abs(jnp.expm1(y_new - y_prev)) > p.band
+
+
+def advance(p: BreakerParams, reference: str, s: BreakerState, halted: jnp.ndarray, traded: jnp.ndarray,
+            breached: jnp.ndarray, y: jnp.ndarray, vol: jnp.ndarray) -> BreakerState:
+    """End-of-step update: count the halted step, fire levels and band pauses, move the reference.
+
+    halted: the step was halted from its start.  traded: the step traded.  breached: the band refused it.
+    """
+    left = jnp.where(halted, s.left - 1, s.left)
+    scale = (vol / p.vol_ref) ** p.vol_scaling
+    threshold = s.ref[..., None] + jnp.log1p(-jnp.minimum(p.drop * scale[..., None], 1.0 - 1e-6))
+    hit = traded[..., None] & ~s.fired & (y[..., None] <= threshold)
+    level_halt = jnp.max(jnp.where(hit, p.halt_steps, 0), axis=-1, initial=0)
+    new_halt = jnp.where(breached, jnp.maximum(level_halt, p.band_steps), level_halt)
+    started = new_halt > 0
+    if reference == "peak":
+        ref = jnp.where(traded, jnp.maximum(s.ref, y), s.ref)
+    elif reference == "rolling":
+        ref = jnp.where(traded, p.ref_decay * s.ref + (1.0 - p.ref_decay) * y, s.ref)
+    else:
+        ref = s.ref
+    return BreakerState(
+        left=jnp.maximum(left, new_halt),
+        fired=s.fired | hit,
+        ref=ref,
+        halts=s.halts + started.astype(jnp.int32),
+        halted_steps=s.halted_steps + (halted | breached).astype(jnp.int32),
+    )
