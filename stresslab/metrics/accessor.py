@@ -13,19 +13,42 @@ or read back from disk (:func:`stresslab.io.store.read`, lazily) answers::
     ds.stress.bad_debt_at_risk(0.99)           # Dataset: var, es, quote currency
     ds.stress.p_fund_exhausted()               # probability in [0, 1]
     ds.stress.recovery()                       # Dataset: medians in seconds, p_recovered
+    ds.stress.halts()                          # Dataset: P(halt), halted time (s), halt counts
 
-Each method is a thin wrapper over :mod:`stresslab.metrics.tail`, with the same
-estimators, units and NaN handling.
+and draws the figures of ``stresslab report`` (one implementation,
+:mod:`stresslab.report.figures`)::
+
+    ds.stress.plot_fan("price", scenario=0)    # Axes; scenario=None: a Figure, one panel each
+    ds.stress.plot_distribution("cascade_depth", level=0.99)   # histogram, VaR and ES marked
+    ds.stress.plot_exceedance("cascade_depth") # Axes, one curve per scenario
+    ds.stress.plot_liquidations()              # fan chart of notional liquidated
+    ds.stress.plot_depth()                     # fan chart of available / configured depth
+
+Each metric is a thin wrapper over :mod:`stresslab.metrics.tail`, with the same
+estimators, units and NaN handling. A missing variable raises
+:class:`~stresslab.metrics.tail.MissingVariableError` (both a ``KeyError`` and a
+``ValueError``) naming it and the per-path variables there are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from stresslab.metrics import tail
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 ACCESSOR_NAME = "stress"
+Scenario = int | Sequence[int] | None
+"""Which scenarios a plot draws, by their ``scenario`` label: one, several, or None for all."""
 
 
 @xr.register_dataset_accessor(ACCESSOR_NAME)
@@ -124,21 +147,163 @@ class StressAccessor:
         self._require("time_to_trough", "recovery_time")
         return tail.recovery_stats(self._ds)
 
+    def halts(self, quantiles: tuple[float, ...] = tail.HALT_QUANTILES) -> xr.Dataset:
+        """Circuit-breaker halt statistics, one value per scenario.
+
+        Returns:
+            A Dataset with ``p_halt`` (share of paths with at least one halt, in [0, 1]),
+            ``mean_halt_count``, ``mean_halted_time`` (s) and ``halted_time_50``,
+            ``halted_time_95``, ``halted_time_99`` (s; one per level of ``quantiles``).
+            See :func:`stresslab.metrics.tail.halt_stats`.
+
+        Raises:
+            MissingVariableError: (a ``ValueError``) the Dataset has no ``halted_time`` or
+                ``halt_count``: the run had no circuit breakers.
+        """
+        return tail.halt_stats(self._ds, quantiles)
+
     def summary(self) -> pd.DataFrame:
         """The headline tail metrics, one row per scenario (:func:`stresslab.metrics.tail.summary_table`).
 
         Columns: the swept config fields, then ``var_95``, ``es_95``, ``var_99``, ``es_99``
         of ``cascade_depth`` (fractions of the start price), ``p_liquidation`` (in [0, 1])
-        and ``mean_bad_debt`` (quote currency).
+        and ``mean_bad_debt`` (quote currency); with circuit breakers, the columns of
+        :meth:`halts` after them.
         """
         return tail.summary_table(self._ds)
 
+    def plot_fan(self, quantity: str = "price", scenario: Scenario = None, ax: Axes | None = None) -> Axes | Figure:
+        """Fan chart: quantile bands over paths of ``quantity`` against time.
+
+        Args:
+            quantity: ``"price"``, ``"depth"`` or ``"liquidation"`` (the ``*_quantiles`` variables).
+            scenario: the label of one scenario, a list of labels, or None for all.
+            ax: draw on these axes (one scenario: given, or the only one in the Dataset).
+
+        Returns:
+            The Axes drawn on when ``scenario`` is one label or ``ax`` is given; otherwise a
+            Figure with one panel per scenario (at most :data:`~stresslab.report.figures.MAX_SCENARIOS`).
+
+        Raises:
+            ValueError: unknown ``quantity``, its variable missing (naming the band variables
+                there are), an unknown scenario, or ``ax`` with several scenarios.
+        """
+        figures = _figures()
+        figures.band(self._ds, quantity)
+        return self._draw_scenarios(scenario, ax, lambda a, ds, p: figures.draw_fan(a, ds, quantity, p),
+                            lambda ds, ps, new: figures.fan_figure(ds, quantity, ps, new))
+
+    def plot_liquidations(self, scenario: Scenario = None, ax: Axes | None = None) -> Axes | Figure:
+        """Fan chart of the notional liquidated between recorded time points: :meth:`plot_fan` of ``"liquidation"``."""
+        return self.plot_fan("liquidation", scenario, ax)
+
+    def plot_depth(self, scenario: Scenario = None, ax: Axes | None = None) -> Axes | Figure:
+        """Fan chart of available over configured depth (1 = intact, dotted): :meth:`plot_fan` of ``"depth"``."""
+        return self.plot_fan("depth", scenario, ax)
+
+    def plot_distribution(self, name: str = "cascade_depth", level: float = tail.HEADLINE_LEVEL,
+                          scenario: Scenario = None, ax: Axes | None = None) -> Axes | Figure:
+        """Histogram over paths of the per-path variable ``name``, with its VaR and ES at ``level`` marked.
+
+        Fractions (units ``"1"``, e.g. ``cascade_depth``) are shown in percent; the marks
+        are at :meth:`var` and :meth:`es` (dashed and dotted), in the same units.
+
+        Args:
+            name: a per-path variable.
+            level: confidence level of the VaR and ES in (0, 1).
+            scenario: the label of one scenario, a list of labels, or None for all.
+            ax: draw on these axes (one scenario: given, or the only one in the Dataset).
+
+        Returns:
+            The Axes drawn on when ``scenario`` is one label or ``ax`` is given; otherwise a
+            Figure with one panel per scenario.
+
+        Raises:
+            ValueError: ``name`` missing or not per-path (naming the per-path variables),
+                ``level`` outside (0, 1), an unknown scenario, or ``ax`` with several scenarios.
+        """
+        figures = _figures()
+        tail.check_level(level)
+        figures.per_path(self._ds, name)
+        return self._draw_scenarios(scenario, ax, lambda a, ds, p: figures.draw_distribution(a, ds, name, level, p),
+                            lambda ds, ps, new: figures.distribution_figure(ds, name, level, ps, new))
+
+    def plot_exceedance(self, name: str = "cascade_depth", level: float = tail.HEADLINE_LEVEL,
+                        scenario: Scenario = None, ax: Axes | None = None) -> Axes:
+        """Exceedance curves ``P(name > x)`` against ``x`` on a log scale, one per scenario, on one Axes.
+
+        Args:
+            name: a per-path variable (fractions are shown in percent).
+            level: a dotted line marks the probability ``1 - level``, where each curve is at its VaR.
+            scenario: the label of one scenario, a list of labels, or None for all.
+            ax: draw on these axes; default a new figure.
+
+        Returns:
+            The Axes: one line per scenario, then the reference line.
+
+        Raises:
+            ValueError: ``name`` missing or not per-path, ``level`` outside (0, 1), or an unknown scenario.
+        """
+        figures = _figures()
+        tail.check_level(level)
+        figures.per_path(self._ds, name)
+        ds = self._with_scenarios()
+        positions = self._positions(ds, scenario)
+        if ax is None:
+            ax = _pyplot_figure()(figsize=figures.WIDE_SIZE, layout="constrained").subplots()
+        return figures.draw_exceedance(ax, ds, name, level, positions)
+
+    def _draw_scenarios(self, scenario: Scenario, ax: Axes | None, draw_one: Callable[[Axes, xr.Dataset, int], Axes],
+                draw_all: Callable[[xr.Dataset, list[int], Callable[..., Figure]], Figure]) -> Axes | Figure:
+        """One scenario on one Axes (``ax`` or a new one), or a new Figure with one panel per scenario."""
+        ds = self._with_scenarios()
+        positions = self._positions(ds, scenario)
+        one = scenario is not None and np.ndim(scenario) == 0
+        if ax is None and not one:
+            return draw_all(ds, positions, _pyplot_figure())
+        if len(positions) != 1:
+            raise ValueError(f"ax= draws one scenario; pass scenario=<label> "
+                             f"(scenarios: {', '.join(map(str, ds[tail.SCENARIO_DIM].values))})")
+        if ax is None:
+            ax = _pyplot_figure()(figsize=_figures().PANEL_SIZE, layout="constrained").subplots()
+        return draw_one(ax, ds, positions[0])
+
+    def _with_scenarios(self) -> xr.Dataset:
+        """The Dataset with a ``scenario`` dim (a Dataset of one selected scenario gets it back, length 1)."""
+        if tail.SCENARIO_DIM in self._ds.dims:
+            return self._ds
+        return self._ds.expand_dims(tail.SCENARIO_DIM)
+
+    @staticmethod
+    def _positions(ds: xr.Dataset, scenario: Scenario) -> list[int]:
+        """Positions along ``scenario`` of the labels in ``scenario`` (all when None)."""
+        labels = ds[tail.SCENARIO_DIM].to_index()
+        if scenario is None:
+            return list(range(labels.size))
+        wanted = [scenario] if np.ndim(scenario) == 0 else list(scenario)
+        unknown = [label for label in wanted if label not in labels]
+        if unknown or not wanted:
+            raise ValueError(f"no scenario {', '.join(map(str, unknown)) or 'selected'}; "
+                             f"scenarios: {', '.join(map(str, labels))}")
+        return [int(labels.get_loc(label)) for label in wanted]
+
     def _require(self, *names: str) -> None:
-        for name in names:
-            self._variable(name)
+        tail.require(self._ds, *names)
 
     def _variable(self, name: str) -> xr.DataArray:
-        if name not in self._ds.data_vars:
-            per_path = sorted(str(n) for n, v in self._ds.data_vars.items() if tail.PATH_DIM in v.dims)
-            raise KeyError(f"no data variable {name!r}; per-path variables: {', '.join(per_path) or 'none'}")
+        tail.require(self._ds, name)
         return self._ds[name]
+
+
+def _figures() -> ModuleType:
+    """:mod:`stresslab.report.figures`, imported on first use: ``import stresslab`` does not load matplotlib."""
+    from stresslab.report import figures
+
+    return figures
+
+
+def _pyplot_figure() -> Callable[..., Figure]:
+    """``matplotlib.pyplot.figure``: figures the accessor makes are pyplot's, so notebooks and ``plt.show`` see them."""
+    from matplotlib import pyplot
+
+    return pyplot.figure

@@ -53,6 +53,8 @@ PATH_DIM = "path"
 SCENARIO_DIM = "scenario"
 SUMMARY_LEVELS = (0.95, 0.99)
 """Confidence levels of the VaR and ES columns of :func:`summary_table`."""
+HEADLINE_LEVEL = SUMMARY_LEVELS[-1]
+"""The confidence level that figures mark by default (VaR and ES on distributions, exceedance reference)."""
 _RANK_TOLERANCE = 1e-9
 """``level * n`` this close to an integer is that integer (undoes float error such as 0.95 * 200)."""
 
@@ -60,9 +62,47 @@ BOUND_DIM = "bound"
 BOUNDS = ("lower", "upper")
 """Labels of the ``bound`` dim of :func:`var_ci` and :func:`es_ci`."""
 LIQUIDATED = ("liquidated_long", "liquidated_short")
+HALT_VARIABLES = ("halted_time", "halt_count")
+"""Per-path circuit-breaker outputs: seconds halted (float) and number of halts (int), on (scenario, path)."""
+HALT_QUANTILES = (0.5, 0.95, 0.99)
+"""Quantile levels of the halted time reported by :func:`halt_stats`."""
 
 Data = xr.DataArray | xr.Dataset
 Kernel = Callable[[np.ndarray], np.ndarray]
+
+
+class MissingVariableError(KeyError, ValueError):
+    """A metric or figure needs a data variable that the Dataset lacks.
+
+    Both a ``KeyError`` (as for a missing key of a Dataset) and a ``ValueError`` (the
+    Dataset given is not one the call can use); the message names what is missing and
+    the per-path variables there are.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def require(ds: xr.Dataset, *names: str, purpose: str | None = None) -> None:
+    """Raise :class:`MissingVariableError` unless every one of ``names`` is a data variable of ``ds``.
+
+    Args:
+        ds: the Dataset to check.
+        names: the data variables needed.
+        purpose: what needs them (e.g. ``"halt statistics"``), said at the start of the message.
+    """
+    missing = [name for name in names if name not in ds.data_vars]
+    if not missing:
+        return
+    head = f"no data variable {', '.join(repr(name) for name in missing)}"
+    if purpose is not None:
+        head = f"{purpose}: {head} (needed: {', '.join(names)})"
+    raise MissingVariableError(f"{head}; per-path variables: {', '.join(per_path_variables(ds)) or 'none'}")
+
+
+def per_path_variables(ds: xr.Dataset) -> list[str]:
+    """The names of ``ds``'s data variables with a ``path`` dim, sorted."""
+    return sorted(str(name) for name, v in ds.data_vars.items() if PATH_DIM in v.dims)
 
 
 def var(data: Data, level: float) -> Data:
@@ -81,7 +121,7 @@ def var(data: Data, level: float) -> Data:
     Examples:
         >>> var(ds["cascade_depth"], 0.99)  # 1 % of paths fall deeper than this
     """
-    _check_level(level)
+    check_level(level)
     return _reduce(data, lambda x: _var(x, level), f"{_percent(level)} value-at-risk of")
 
 
@@ -98,7 +138,7 @@ def es(data: Data, level: float) -> Data:
         in the units of the input, as float64 with the ``path`` dim removed. It is
         never below :func:`var` at the same level.
     """
-    _check_level(level)
+    check_level(level)
     return _reduce(data, lambda x: _es(x, level), f"{_percent(level)} expected shortfall of")
 
 
@@ -138,8 +178,8 @@ def var_ci(data: Data, level: float, confidence: float = 0.95) -> Data:
         float64 in the units of the input, with the ``path`` dim removed and a ``bound``
         dim (``"lower"``, ``"upper"``) added last. NaN where any path is NaN.
     """
-    _check_level(level)
-    _check_level(confidence, "confidence")
+    check_level(level)
+    check_level(confidence, "confidence")
     return _reduce(data, lambda x: _var_ci(x, level, confidence),
                    f"{_percent(confidence)} confidence interval of the {_percent(level)} value-at-risk of",
                    bounds=True)
@@ -166,8 +206,8 @@ def es_ci(data: Data, level: float, confidence: float = 0.95) -> Data:
         dim (``"lower"``, ``"upper"``) added last. NaN where any path is NaN, and both
         bounds equal the ES when the tail holds a single value.
     """
-    _check_level(level)
-    _check_level(confidence, "confidence")
+    check_level(level)
+    check_level(confidence, "confidence")
     return _reduce(data, lambda x: _es_ci(x, level, confidence),
                    f"{_percent(confidence)} confidence interval of the {_percent(level)} expected shortfall of",
                    bounds=True)
@@ -243,6 +283,46 @@ def recovery_stats(ds: xr.Dataset) -> xr.Dataset:
     })
 
 
+def halt_stats(ds: xr.Dataset, quantiles: tuple[float, ...] = HALT_QUANTILES) -> xr.Dataset:
+    """Circuit-breaker halt statistics, one value per scenario.
+
+    Args:
+        ds: a result Dataset with the per-path ``halted_time`` (seconds the market was
+            halted) and ``halt_count`` (number of halts), as written by runs with circuit
+            breakers.
+        quantiles: levels in (0, 1) of the halted-time quantiles, default 50, 95 and 99 %.
+
+    Returns:
+        A Dataset with:
+
+        - ``p_halt``: share of paths with at least one halt (``halt_count > 0``), in [0, 1];
+        - ``mean_halt_count``: mean number of halts per path;
+        - ``mean_halted_time``: mean seconds halted per path (paths without a halt count as 0);
+        - ``halted_time_50``, ``halted_time_95``, ...: the quantiles of the seconds halted per
+          path, one variable per level, with the estimator of :func:`var` (the
+          ``ceil(level * n)``-th smallest value).
+
+        All float64 with the ``path`` dim removed; NaN for a scenario with a NaN path.
+
+    Raises:
+        MissingVariableError: (a ``ValueError``) ``halted_time`` or ``halt_count`` is absent,
+            e.g. a run without circuit breakers.
+    """
+    require(ds, *HALT_VARIABLES, purpose="halt statistics")
+    for level in quantiles:
+        check_level(level, "quantile level")
+    halted, count = ds[HALT_VARIABLES[0]], ds[HALT_VARIABLES[1]]
+    columns = {
+        "p_halt": _reduce(count, _share_positive, "share of paths with at least one halt, from", units="1"),
+        "mean_halt_count": _reduce(count, _mean, "mean over paths of"),
+        "mean_halted_time": _reduce(halted, _mean, "mean over paths of"),
+    }
+    for level in quantiles:
+        columns[f"halted_time_{level_suffix(level)}"] = _reduce(
+            halted, lambda x, level=level: _var(x, level), f"{_percent(level)} quantile over paths of")
+    return xr.Dataset(columns)
+
+
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """The headline tail metrics of a run, one row per scenario.
 
@@ -259,7 +339,13 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
           ``cascade_depth`` at 95 % and 99 %, fractions of the start price;
         - ``p_liquidation``: probability that a path liquidates anything, long or
           short, in [0, 1];
-        - ``mean_bad_debt``: mean bad debt over paths, quote currency.
+        - ``mean_bad_debt``: mean bad debt over paths, quote currency;
+        - only when the Dataset has ``halted_time`` and ``halt_count`` (runs with circuit
+          breakers), the columns of :func:`halt_stats`: ``p_halt``, ``mean_halt_count``,
+          ``mean_halted_time`` and ``halted_time_50``, ``halted_time_95``, ``halted_time_99``
+          (seconds).
+
+        Other per-path variables (funding, haircuts, ...) are ignored.
     """
     if SCENARIO_DIM not in ds.dims:
         raise ValueError(f"the Dataset has no {SCENARIO_DIM!r} dim; select with a list, e.g. ds.sel(scenario=[0])")
@@ -270,11 +356,23 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
         columns[f"es_{level_suffix(level)}"] = es(depth, level)
     columns["p_liquidation"] = exceedance(ds["liquidated_long"] + ds["liquidated_short"], 0.0)
     columns["mean_bad_debt"] = ds["bad_debt"].astype(np.float64).mean(PATH_DIM, skipna=False)
-    swept = [name for name, coord in ds.coords.items() if coord.dims == (SCENARIO_DIM,) and name != SCENARIO_DIM]
-    table = pd.DataFrame({name: ds[name].to_numpy() for name in swept}, index=ds[SCENARIO_DIM].to_index())
+    table = pd.DataFrame({name: ds[name].to_numpy() for name in swept_coords(ds)}, index=ds[SCENARIO_DIM].to_index())
     for name, column in columns.items():
         table[name] = column.to_numpy()
+    if has_halts(ds):
+        for name, column in halt_stats(ds).data_vars.items():
+            table[str(name)] = column.to_numpy()
     return table
+
+
+def swept_coords(ds: xr.Dataset) -> list[str]:
+    """The swept config fields of a result: its coordinates on the ``scenario`` dim (e.g. ``"market.sigma"``)."""
+    return [str(name) for name, coord in ds.coords.items() if coord.dims == (SCENARIO_DIM,) and name != SCENARIO_DIM]
+
+
+def has_halts(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` holds the circuit-breaker outputs that :func:`halt_stats` needs."""
+    return all(name in ds.data_vars for name in HALT_VARIABLES)
 
 
 def level_suffix(level: float) -> str:
@@ -358,6 +456,14 @@ def _share_nonnegative(x: np.ndarray) -> np.ndarray:
     return np.mean(x >= 0, axis=-1, dtype=np.float64)
 
 
+def _share_positive(x: np.ndarray) -> np.ndarray:
+    return _nan_where_any_nan(x, np.mean(x > 0, axis=-1, dtype=np.float64))
+
+
+def _mean(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=-1, dtype=np.float64)
+
+
 def _share_finite(x: np.ndarray) -> np.ndarray:
     return np.mean(~np.isnan(x), axis=-1, dtype=np.float64)
 
@@ -391,7 +497,8 @@ def _nan_where_any_nan(x: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x).any(axis=-1), np.nan, value)
 
 
-def _check_level(level: float, name: str = "level") -> None:
+def check_level(level: float, name: str = "level") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``level`` is a probability strictly between 0 and 1."""
     if not 0 < level < 1:
         raise ValueError(f"{name} must be strictly between 0 and 1 (got {level!r})")
 

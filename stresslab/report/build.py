@@ -22,6 +22,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from stresslab.io import store
+from stresslab.metrics import tail
 from stresslab.report import figures, tables
 
 REPORT_SUFFIX = ".report"
@@ -32,6 +33,8 @@ DPI = 100
 REQUIRED = ("cascade_depth", "liquidated_long", "liquidated_short", "bad_debt",
             "price_quantiles", "depth_quantiles", "liquidation_quantiles")
 """Data variables a result needs for a report: the per-path summaries and the quantile bands."""
+OPTIONAL = tail.HALT_VARIABLES
+"""Data variables a report shows when the result has them (circuit-breaker halts); others are not read."""
 PROVENANCE = ("seed", "paths", "swept", "stresslab_version", "jax_version", "backend", "device_count", "git_commit")
 """Dataset attributes listed as the run's provenance (the resolved ``config`` is shown in full after them)."""
 
@@ -47,6 +50,15 @@ class Plot:
     file: str
     caption: str
     draw: Callable[[xr.Dataset], Figure]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table of the report under its heading, with a caption saying what its columns mean."""
+
+    heading: str
+    caption: str
+    table: pd.DataFrame
 
 
 PLOTS = (
@@ -71,7 +83,8 @@ def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
     """Read the variables a report needs from a result written by ``stresslab run --out`` (Zarr or ``.nc``).
 
     Returns:
-        An in-memory Dataset with the :data:`REQUIRED` variables, the coordinates and the run's attributes.
+        An in-memory Dataset with the :data:`REQUIRED` variables, those of :data:`OPTIONAL` that
+        the result has, the coordinates and the run's attributes.
 
     Raises:
         FileNotFoundError: nothing exists at ``path``.
@@ -90,11 +103,15 @@ def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
         ds.close()
         raise ResultError(f"{source}: not a stresslab result; missing variables: {', '.join(missing)}")
     with ds:
-        return ds[list(REQUIRED)].load()
+        return ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
 
 
 def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write the figures, ``summary.md`` and the self-contained ``report.html`` of a result into ``directory``.
+
+    Both pages hold the tail metrics and, when the result has ``halted_time`` and
+    ``halt_count`` (a run with circuit breakers), a table of halt statistics; other
+    variables beyond :data:`REQUIRED` are ignored.
 
     Args:
         ds: a result (e.g. from :func:`load_result` or :func:`stresslab.simulate`) with the
@@ -115,9 +132,9 @@ def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite
     try:
         temporary.mkdir()
         images = {plot.file: _save(plot.draw(ds), temporary / plot.file) for plot in PLOTS}
-        summary = tables.display_table(ds)
-        (temporary / SUMMARY_FILE).write_text(_markdown(ds, summary), encoding="utf-8")
-        (temporary / HTML_FILE).write_text(_html(ds, summary, images), encoding="utf-8")
+        sections = _sections(ds)
+        (temporary / SUMMARY_FILE).write_text(_markdown(ds, sections), encoding="utf-8")
+        (temporary / HTML_FILE).write_text(_html(ds, sections, images), encoding="utf-8")
         store.check_target(target, overwrite=overwrite)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -138,9 +155,21 @@ def _provenance(ds: xr.Dataset) -> list[tuple[str, str]]:
     return [(key, str(ds.attrs[key])) for key in PROVENANCE if key in ds.attrs]
 
 
-def _markdown(ds: xr.Dataset, summary: pd.DataFrame) -> str:
-    lines = ["# stresslab report", "", "## Tail metrics", "", tables.caption(ds) + ".", "",
-             _markdown_table(summary.reset_index()), "", "## Run", ""]
+def _sections(ds: xr.Dataset) -> list[Section]:
+    """The tail metrics, then the circuit-breaker halts when the result has them."""
+    sections = [Section("Tail metrics", tables.caption(ds), tables.display_table(ds))]
+    halts = tables.halt_table(ds)
+    if halts is not None:
+        sections.append(Section("Circuit breakers", tables.halt_caption(ds), halts))
+    return sections
+
+
+def _markdown(ds: xr.Dataset, sections: list[Section]) -> str:
+    lines = ["# stresslab report", ""]
+    for section in sections:
+        table = _markdown_table(section.table.reset_index())
+        lines += [f"## {section.heading}", "", f"{section.caption}.", "", table, ""]
+    lines += ["## Run", ""]
     lines += [f"- **{key}**: {value}" for key, value in _provenance(ds)]
     lines += ["", "## Figures", ""]
     lines += [f"![{plot.caption}]({plot.file})\n\n{plot.caption}\n" for plot in PLOTS]
@@ -160,7 +189,7 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *(row(list(values)) for values in table.itertuples(index=False))])
 
 
-def _html(ds: xr.Dataset, summary: pd.DataFrame, images: dict[str, bytes]) -> str:
+def _html(ds: xr.Dataset, sections: list[Section], images: dict[str, bytes]) -> str:
     provenance = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>"
                          for key, value in _provenance(ds))
     figures_html = "".join(
@@ -172,7 +201,11 @@ def _html(ds: xr.Dataset, summary: pd.DataFrame, images: dict[str, bytes]) -> st
     config = ""
     if "config" in ds.attrs:
         config = f"<h2>Resolved config</h2><pre>{html.escape(str(ds.attrs['config']))}</pre>"
-    table = summary.reset_index().to_html(index=False, border=0, classes="summary", escape=True)
+    tables_html = "\n".join(
+        f"<h2>{html.escape(section.heading)}</h2>\n<p>{html.escape(section.caption)}.</p>\n"
+        + section.table.reset_index().to_html(index=False, border=0, classes="summary", escape=True)
+        for section in sections
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -189,9 +222,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </head>
 <body>
 <h1>stresslab report</h1>
-<h2>Tail metrics</h2>
-<p>{html.escape(tables.caption(ds))}.</p>
-{table}
+{tables_html}
 <h2>Run</h2>
 <table>{provenance}</table>
 <h2>Figures</h2>
