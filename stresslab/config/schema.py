@@ -321,9 +321,9 @@ class Breakers(_Model):
     ``reference``: "start" (the session's first price), "peak" (running maximum:
     a drawdown breaker) or "rolling" (moving average of the log-price with
     half-life ``window``). ``scale`` = (realised vol / market.sigma) ** ``vol_scaling``
-    (dynamic thresholds; 0 keeps them fixed). ``band``: a step whose clearing price
-    would move more than ``band`` from the previous price does not trade and starts a
-    pause of ``band_pause``. During any halt nothing trades: liquidations, hedges and
+    (dynamic thresholds; 0 keeps them fixed). ``band``: orders that would move the price
+    more than ``band`` from the previous step's price do not execute (the step trades up
+    to the band edge) and trading pauses for ``band_pause``. During any halt nothing trades: liquidations, hedges and
     programs queue, the book recovers, the fundamental moves; on reopening the queue
     executes at once.
     """
@@ -389,6 +389,7 @@ class Collateral(_Model):
     sell: NonNegFloat = Field(0.0, description="exogenous sale of the asset, quote currency")
     sell_start: Duration = 0.0
     sell_duration: Duration = 60.0
+    venue: str | None = Field(None, description="venue whose book the exogenous sale hits (default: the first)")
 
     @model_validator(mode="after")
     def _positive(self) -> Collateral:
@@ -509,6 +510,8 @@ class Config(_Model):
                 venue = getattr(item, "venue", None)
                 if venue is not None and venue not in known:
                     raise ValueError(f"{section}.{i}.venue: unknown venue {venue!r}; allowed: {sorted(known)}")
+        if self.collateral.venue is not None and self.collateral.venue not in known:
+            raise ValueError(f"collateral.venue: unknown venue {self.collateral.venue!r}; allowed: {sorted(known)}")
         if self.dealers.venue is not None and self.dealers.venue not in known:
             raise ValueError(f"dealers.venue: unknown venue {self.dealers.venue!r}; allowed: {sorted(known)}")
         if self.arbitrage.enabled and self.arbitrage.reference == "venues" and len(self.venue_names) < 2:

@@ -1,14 +1,16 @@
-"""Run scenarios chunk by chunk on whatever device JAX has, and gather host-side results.
+"""Run scenarios chunk by chunk on the chosen local devices, and gather host-side results.
 
 Chunks have one fixed size (the last one is padded and trimmed), so one compiled
 kernel serves every chunk of a scenario and every scenario with the same shapes.
+A chunk's paths are split evenly over the devices (``engine.devices``).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -16,33 +18,46 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from stresslab.config.schema import Config
-from stresslab.engine.scan import simulate_chunk
+from stresslab.engine.devices import Devices, run_chunk, select
 from stresslab.market.params import Static, build
 
-if TYPE_CHECKING:
-    from stresslab.io.checkpoint import Checkpoint
-
 CPU_CHUNK_BYTES = 512 * 2**20
-"""Working-set budget per chunk on a CPU, bytes."""
+"""Working-set budget of one chunk on the CPU, bytes (CPU devices share the host's memory)."""
 DEVICE_MEMORY_SHARE = 0.4
-"""Share of an accelerator's memory one chunk may use."""
+"""Share of each accelerator's memory its slice of a chunk may use."""
 WORK_ARRAYS_PER_COHORT = 48
 """Rough count of (paths x cohorts) temporaries alive in a step, for sizing chunks."""
 RANKING_ARRAYS = 4
 """(paths x cohorts x cohorts) temporaries of the auto-deleveraging ranking."""
 MAX_AUTO_CHUNK = 2**16
+"""Largest automatic chunk on the CPU, paths (larger ones are no faster)."""
+MAX_AUTO_CHUNK_PER_ACCELERATOR = 2**24
+"""Largest automatic slice of a chunk per accelerator, paths."""
 LANE_PAD = 64
-"""Compiled chunks hold a multiple of this many paths (padding is discarded): every path then
-runs through the same vectorised machine code, which keeps results bit-identical across chunk sizes."""
+"""Compiled chunks hold a multiple of this many paths per device (padding is discarded): every path then
+runs through the same vectorised machine code, which keeps results bit-identical across chunk sizes and
+device counts."""
+
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class ScenarioResult:
     """Host arrays of one scenario: per-path outputs (paths,) and recorded series (paths, T_rec)."""
 
-    per_path: dict[str, np.ndarray]
-    recorded: dict[str, np.ndarray]
+    per_path: Arrays
+    recorded: Arrays
     static: Static
+
+
+class ChunkStore(Protocol):
+    """Where finished chunks are kept (``io.checkpoint.Checkpoint``, ``io.store.PathStore``)."""
+
+    def load(self, scenario: int, start: int, count: int) -> tuple[Arrays, Arrays] | None:
+        """The (per-path, recorded) arrays of paths ``start .. start + count - 1``, or None if not saved."""
+
+    def save(self, scenario: int, start: int, per_path: Arrays, recorded: Arrays) -> None:
+        """Keep a finished chunk."""
 
 
 def precision(dtype: str):
@@ -50,55 +65,96 @@ def precision(dtype: str):
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-def auto_chunk(static: Static, paths: int) -> int:
-    """Paths per chunk that fit the device's memory budget."""
+def auto_chunk(static: Static, paths: int, devices: Devices | None = None) -> int:
+    """Paths per chunk that fit the memory of ``devices`` (default: all local devices of the default kind).
+
+    An accelerator's slice of a chunk may use ``DEVICE_MEMORY_SHARE`` of its memory; CPU
+    devices share the host's memory, so there ``CPU_CHUNK_BYTES`` is the budget of the whole chunk.
+    """
+    devices = devices or select()
     itemsize = jnp.dtype(static.dtype).itemsize
     cohorts = max(static.n_cohorts, 1)
     per_path = itemsize * (WORK_ARRAYS_PER_COHORT * cohorts + RANKING_ARRAYS * cohorts**2 + 64
                            + 3 * (static.n_blocks + 2))
-    device = jax.devices()[0]
-    budget = CPU_CHUNK_BYTES
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        budget = int(stats["bytes_limit"] * DEVICE_MEMORY_SHARE)
-    limit = int(max(1, min(paths, budget // per_path, MAX_AUTO_CHUNK if device.platform == "cpu" else 2**24)))
+    device = devices.devices[0]
+    budget, cap = CPU_CHUNK_BYTES, MAX_AUTO_CHUNK
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        share = int(stats["bytes_limit"] * DEVICE_MEMORY_SHARE) if "bytes_limit" in stats else CPU_CHUNK_BYTES
+        budget, cap = share * len(devices), MAX_AUTO_CHUNK_PER_ACCELERATOR * len(devices)
+    limit = int(max(1, min(paths, budget // per_path, cap)))
     chunks = -(-paths // limit)
     return -(-paths // chunks)  # equal chunks: the last one is not mostly padding
 
 
-def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,
-                 progress: tqdm | None = None, checkpoint: Checkpoint | None = None,
-                 index: int = 0) -> ScenarioResult:
-    """Simulate ``paths`` paths of one scenario; randomness depends only on (seed, path index).
+def per_device(chunk: int, count: int) -> int:
+    """Paths each of ``count`` devices runs for a chunk of ``chunk`` paths: a multiple of ``LANE_PAD``."""
+    share = -(-chunk // count)
+    return -(-share // LANE_PAD) * LANE_PAD
 
-    With a ``checkpoint``, chunks already saved there (as scenario ``index``) are
-    loaded instead of simulated, and every new chunk is saved as it finishes.
+
+def run_paths(config: Config, *, seed: int, start: int, stop: int, chunk_size: int | None = None,
+              devices: Devices | None = None, progress: tqdm | None = None, checkpoint: ChunkStore | None = None,
+              index: int = 0, on_chunk: Callable[[Arrays, Arrays], None] | None = None) -> Static:
+    """Simulate paths ``start .. stop - 1`` of one scenario, chunk by chunk, in order.
+
+    Randomness depends only on (seed, path index), so any split of the paths into
+    chunks, devices or processes gives the same numbers.
+
+    Args:
+        config: one scenario.
+        seed: random seed.
+        start, stop: the global path indices to simulate (``stop`` excluded).
+        chunk_size: paths per chunk (default: sized to the devices' memory).
+        devices: where to run (default: all local devices of the default kind).
+        progress: a bar advanced by the paths of each chunk.
+        checkpoint: chunks already saved there (as scenario ``index``) are loaded instead
+            of simulated, and every new chunk is saved as it finishes.
+        on_chunk: called with each chunk's per-path outputs {name: (n,)} and recorded
+            series {name: (n, T_rec)}, in path order.
+
+    Returns:
+        The scenario's static settings (shapes, record points).
     """
+    devices = devices or select()
     with precision(config.simulation.dtype):
         params, static = build(config)
-        chunk = chunk_size or auto_chunk(static, paths)
-        chunk = min(chunk, paths)
+        paths = stop - start
+        if paths <= 0:
+            return static
+        chunk = min(chunk_size or auto_chunk(static, paths, devices), paths)
+        slice_size = per_device(chunk, len(devices))
         key = jax.random.key(seed)
-        per_path: dict[str, list[np.ndarray]] = {}
-        recorded: dict[str, list[np.ndarray]] = {}
-        compiled = -(-chunk // LANE_PAD) * LANE_PAD
-        for start in range(0, paths, chunk):
-            take = min(chunk, paths - start)
-            saved = checkpoint.load(index, start, take) if checkpoint is not None else None
+        for first in range(start, stop, chunk):
+            take = min(chunk, stop - first)
+            saved = checkpoint.load(index, first, take) if checkpoint is not None else None
             if saved is None:
-                out, rec = simulate_chunk(params, static, key, jnp.uint32(start), compiled)
+                out, rec = run_chunk(params, static, key, first, slice_size, devices)
                 saved = ({k: np.asarray(v)[:take] for k, v in out.items()},
                          {k: np.asarray(v).T[:take] for k, v in rec.items()})
                 if checkpoint is not None:
-                    checkpoint.save(index, start, *saved)
-            for name, value in saved[0].items():
-                per_path.setdefault(name, []).append(value)
-            for name, value in saved[1].items():
-                recorded.setdefault(name, []).append(value)
+                    checkpoint.save(index, first, *saved)
+            if on_chunk is not None:
+                on_chunk(*saved)
             if progress is not None:
                 progress.update(take)
-    return ScenarioResult(
-        {k: np.concatenate(v) for k, v in per_path.items()},
-        {k: np.concatenate(v) for k, v in recorded.items()},
-        static,
-    )
+    return static
+
+
+def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,
+                 progress: tqdm | None = None, checkpoint: ChunkStore | None = None, index: int = 0,
+                 devices: Devices | None = None) -> ScenarioResult:
+    """Simulate ``paths`` paths of one scenario and keep their outputs on the host (see ``run_paths``)."""
+    per_path: dict[str, list[np.ndarray]] = {}
+    recorded: dict[str, list[np.ndarray]] = {}
+
+    def keep(out: Arrays, rec: Arrays) -> None:
+        for name, value in out.items():
+            per_path.setdefault(name, []).append(value)
+        for name, value in rec.items():
+            recorded.setdefault(name, []).append(value)
+
+    static = run_paths(config, seed=seed, start=0, stop=paths, chunk_size=chunk_size, devices=devices,
+                       progress=progress, checkpoint=checkpoint, index=index, on_chunk=keep)
+    return ScenarioResult({k: np.concatenate(v) for k, v in per_path.items()},
+                          {k: np.concatenate(v) for k, v in recorded.items()}, static)

@@ -79,6 +79,7 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
         "haircut_ratio": (summary.max_haircut / trough_h)[..., 0],
         "min_collateral_price": jnp.exp(summary.min_y_c[..., 0]),
         "defensive_sold": total(summary.defensive_sold),
+        "min_basis": summary.min_basis[..., 0],
         "unstable_step": summary.unstable_step,
         "rounds_exhausted": summary.rounds_exhausted,
         "floor_step": summary.floor_step,
@@ -98,6 +99,7 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
             "venue_insurance_fund": ledger.fund,
             "venue_halted_time": halted,
             "venue_min_collateral_price": jnp.exp(summary.min_y_c),
+            "venue_min_basis": summary.min_basis,
         })
     return out
 

@@ -33,6 +33,7 @@ PER_PATH = {
     "max_haircut": ("1", "highest collateral haircut"),
     "haircut_ratio": ("1", "procyclicality: peak over trough haircut during the run"),
     "min_collateral_price": ("1", "lowest price of the collateral asset relative to its peg, as margin saw it"),
+    "min_basis": ("1", "lowest traded price over the spot (fundamental) price, minus 1"),
     "defensive_sold": ("quote currency", "notional traded by defensive traders (stops, volatility and VaR limits)"),
     "unstable_step": ("step", "first step with unstable hedging feedback (-1: none)"),
     "rounds_exhausted": ("steps", "steps whose cascade needed more than cascade_rounds rounds"),
@@ -53,6 +54,7 @@ PER_VENUE = {
     "venue_insurance_fund": ("quote currency", "the venue's insurance fund at the horizon"),
     "venue_halted_time": ("s", "time trading was halted on the venue"),
     "venue_min_collateral_price": ("1", "lowest price of the collateral asset as the venue's margin saw it"),
+    "venue_min_basis": ("1", "lowest traded price on the venue over the spot price, minus 1"),
 }
 """Per-path outputs along a ``venue`` dimension, present when a config has two or more venues."""
 SERIES = {

@@ -11,23 +11,35 @@ metadata have no Zarr 3 specification yet. netCDF files are written with the
 h5netcdf engine (netCDF-4/HDF5). Both keep timedelta ``time`` coordinates (as
 integers with a ``units`` attribute that xarray decodes) and string attributes
 such as the resolved ``config``.
+
+A run split over several processes stages its per-path outputs in a ``PathStore``:
+one Zarr store that every process fills with its own paths, and that the process
+finishing the run reads back.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
+import zarr
 
 NETCDF_SUFFIX = ".nc"
 ZARR_FORMAT = 2
 ZARR_CHUNK_BYTES = 32 * 2**20
 """Largest Zarr chunk written for an in-memory array, bytes (compressors refuse chunks over 2 GiB)."""
 SCENARIO_DIM = "scenario"
+LAYOUT_FILE = "layout.json"
+PER_PATH_GROUP = "per_path"
+RECORDED_GROUP = "recorded"
+DONE_DIR = "done"
 
 
 def write(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -111,6 +123,98 @@ def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
             chunks[largest] = -(-chunks[largest] // 2)
         encoding[str(name)] = {"chunks": tuple(chunks)}
     return encoding
+
+
+class PathStore:
+    """Per-path outputs and recorded series of one run, written by several processes, each its own paths.
+
+    A directory with one Zarr array per output: ``per_path/NAME`` (scenario, path) and
+    ``recorded/NAME`` (scenario, path, time), chunked one scenario and ``block`` paths per
+    chunk. Processes write disjoint runs of whole blocks (``engine.distributed.span``),
+    so no Zarr chunk is ever written by two processes. A chunk of paths counts as stored
+    once its marker file in ``done/`` exists; the marker is written after the data, so a
+    resumed run skips exactly the chunks that are complete. It follows the protocol of
+    ``io.checkpoint.Checkpoint`` (``load``, ``save``), so the runner streams chunks into it.
+
+    Args:
+        directory: a store made by :meth:`create`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.layout = json.loads((self.directory / LAYOUT_FILE).read_text())
+        self.block: int = self.layout["block"]
+
+    @classmethod
+    def create(cls, directory: str | os.PathLike[str], layout: Mapping[str, object]) -> PathStore:
+        """Make an empty store (replacing whatever is at ``directory``).
+
+        Args:
+            layout: ``scenarios`` and ``paths`` (ints), ``block`` (paths per Zarr chunk),
+                ``per_path`` {name: dtype string} and ``recorded`` {name: [dtype string,
+                number of time points]}, as :func:`path_layout` makes it.
+        """
+        directory = Path(directory)
+        _remove(directory)
+        scenarios, paths, block = layout["scenarios"], layout["paths"], layout["block"]
+        for name, dtype in layout["per_path"].items():
+            zarr.create(shape=(scenarios, paths), chunks=(1, block), dtype=dtype,
+                        store=str(directory / PER_PATH_GROUP / name))
+        for name, (dtype, points) in layout["recorded"].items():
+            zarr.create(shape=(scenarios, paths, points), chunks=(1, block, points), dtype=dtype,
+                        store=str(directory / RECORDED_GROUP / name))
+        (directory / DONE_DIR).mkdir()
+        _atomic_write_text(directory / LAYOUT_FILE, json.dumps(dict(layout)))  # last: the store is ready
+        return cls(directory)
+
+    @staticmethod
+    def exists(directory: str | os.PathLike[str]) -> bool:
+        """Whether a complete (possibly partly filled) store is at ``directory``."""
+        return (Path(directory) / LAYOUT_FILE).exists()
+
+    def _array(self, group: str, name: str) -> zarr.Array:
+        return zarr.open_array(store=str(self.directory / group / name), mode="r+")
+
+    def _marker(self, scenario: int, start: int, count: int) -> Path:
+        return self.directory / DONE_DIR / f"scenario{scenario:05d}_paths{start:012d}+{count}"
+
+    def save(self, scenario: int, start: int, per_path: Mapping[str, np.ndarray],
+             recorded: Mapping[str, np.ndarray]) -> None:
+        """Write paths ``start ..`` of ``scenario`` (per-path (n,), recorded (n, T)), then mark them stored."""
+        count = len(next(iter(per_path.values())))
+        for group, arrays in ((PER_PATH_GROUP, per_path), (RECORDED_GROUP, recorded)):
+            for name, values in arrays.items():
+                self._array(group, name)[scenario, start:start + count] = values
+        _atomic_write_text(self._marker(scenario, start, count), "")
+
+    def load(self, scenario: int, start: int, count: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+        """The stored arrays of paths ``start .. start + count - 1``, or None if that chunk is not marked stored."""
+        if not self._marker(scenario, start, count).exists():
+            return None
+        return self._read(scenario, slice(start, start + count))
+
+    def read(self, scenario: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """All paths of ``scenario``: per-path outputs {name: (paths,)} and recorded series {name: (paths, T)}."""
+        return self._read(scenario, slice(None))
+
+    def _read(self, scenario: int, paths: slice) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        per_path = {name: self._array(PER_PATH_GROUP, name)[scenario, paths] for name in self.layout["per_path"]}
+        recorded = {name: self._array(RECORDED_GROUP, name)[scenario, paths] for name in self.layout["recorded"]}
+        return per_path, recorded
+
+
+def path_layout(scenarios: int, paths: int, block: int, per_path: Mapping[str, np.dtype],
+                recorded: Mapping[str, tuple[np.dtype, int]]) -> dict[str, object]:
+    """The layout of a :class:`PathStore` (JSON-serialisable, comparable with a stored one)."""
+    return {"scenarios": scenarios, "paths": paths, "block": block,
+            "per_path": {name: np.dtype(dtype).str for name, dtype in per_path.items()},
+            "recorded": {name: [np.dtype(dtype).str, points] for name, (dtype, points) in recorded.items()}}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _sibling(target: Path, purpose: str) -> Path:

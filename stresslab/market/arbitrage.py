@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.liquidity import flow_for_move
 from stresslab.market.reduce import fixed_sum
 
 
@@ -23,12 +23,6 @@ class ArbitrageParams(NamedTuple):
 
     pull: jnp.ndarray
     cap: jnp.ndarray
-
-
-def flow_for_move(move: jnp.ndarray, depth: jnp.ndarray, law: str) -> jnp.ndarray:
-    """Signed notional that moves the log-price by ``move`` on a book of 1 % ``depth``."""
-    ratio = move / ONE_PERCENT
-    return depth * (ratio if law == "linear" else jnp.sign(ratio) * ratio**2)
 
 
 def flows(p: ArbitrageParams, reference: str, y_fund: jnp.ndarray, y_base: jnp.ndarray, depth: jnp.ndarray,

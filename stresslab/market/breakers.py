@@ -6,7 +6,8 @@ ref + log(1 - drop x scale), at most once per run; trading then halts for its
 (a drawdown breaker) or an exponential moving average of the log-price. ``scale``
 = (realised vol / vol_ref) ** vol_scaling makes thresholds dynamic. A price band
 refuses a step whose clearing price moves beyond +-band from the previous price and
-pauses trading for ``band_steps``. While halted nothing trades (see step.py).
+pauses trading for ``band_steps``: orders beyond the band do not execute (the step trades only
+the share of its flow that reaches the band edge; the rest waits). While halted nothing trades (see step.py).
 """
 
 from __future__ import annotations
@@ -45,16 +46,16 @@ def initial_state(n: int, n_venues: int, n_levels: int, dtype) -> BreakerState:
     return BreakerState(ints, jnp.zeros((n, n_venues, n_levels), bool), jnp.zeros((n, n_venues), dtype), ints, ints)
 
 
-def band_breached(p: BreakerParams, y_new: jnp.ndarray, y_prev: jnp.ndarray) -> jnp.ndarray:
-    """The clearing price moved beyond the band from the previous traded price (N, V)."""
-    return jnp.abs(jnp.expm1(y_new - y_prev)) > p.band
+def band_limit(p: BreakerParams, y_new: jnp.ndarray, y_prev: jnp.ndarray) -> jnp.ndarray:
+    """The clearing log-price held inside the band around the previous traded price (N, V)."""
+    return jnp.clip(y_new, y_prev + jnp.log1p(-jnp.minimum(p.band, 1.0 - 1e-6)), y_prev + jnp.log1p(p.band))
 
 
 def advance(p: BreakerParams, reference: str, s: BreakerState, halted: jnp.ndarray, traded: jnp.ndarray,
             breached: jnp.ndarray, y: jnp.ndarray, vol: jnp.ndarray) -> BreakerState:
     """End-of-step update: count the halted step, fire levels and band pauses, move the reference.
 
-    halted: the step was halted from its start.  traded: the step traded.  breached: the band refused it.
+    halted: the step was halted from its start.  traded: the step traded.  breached: the band stopped it.
     """
     left = jnp.where(halted, s.left - 1, s.left)
     scale = (vol / p.vol_ref) ** p.vol_scaling
@@ -74,5 +75,5 @@ def advance(p: BreakerParams, reference: str, s: BreakerState, halted: jnp.ndarr
         fired=s.fired | hit,
         ref=ref,
         halts=s.halts + started.astype(jnp.int32),
-        halted_steps=s.halted_steps + (halted | breached).astype(jnp.int32),
+        halted_steps=s.halted_steps + halted.astype(jnp.int32),
     )

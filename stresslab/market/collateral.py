@@ -19,7 +19,8 @@ from stresslab.market.liquidity import ONE_PERCENT
 
 class CollateralParams(NamedTuple):
     """Attributes: share (fraction of collateral in the asset); depth (1 % depth of its book, quote
-    currency); decay (per-step recovery factor); sell_per_step (exogenous sale, quote currency per step);
+    currency); decay (per-step recovery factor); sell_per_step (V,) exogenous sale on each venue's book,
+    quote currency per step;
     sell_start, sell_end (step range [start, end) of the sale)."""
 
     share: jnp.ndarray

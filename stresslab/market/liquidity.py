@@ -90,6 +90,12 @@ def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str) -> tuple[jnp.ndarray
     return move, 0.5 * ONE_PERCENT / (jnp.sqrt(safe) * depth)
 
 
+def flow_for_move(move: jnp.ndarray, depth: jnp.ndarray, law: str) -> jnp.ndarray:
+    """Signed notional that moves the log-price by ``move`` on a book of 1 % ``depth`` (inverse of impact)."""
+    ratio = move / ONE_PERCENT
+    return depth * (ratio if law == "linear" else jnp.sign(ratio) * ratio**2)
+
+
 def after_trade(p: LiquidityParams, s: LiquidityState, move: jnp.ndarray, flow: jnp.ndarray,
                 base: jnp.ndarray, step_return: jnp.ndarray, dt: float) -> LiquidityState:
     """Book the step's impact ``move`` (log), consume depth for ``flow``, update realised variance."""

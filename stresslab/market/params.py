@@ -220,7 +220,7 @@ def build(config: Config) -> tuple[Params, Static]:
     )
     collateral = CollateralParams(
         share=arr(co.share if co.enabled else 0.0), depth=arr(co.depth), decay=arr(decay(co.recovery_half_life)),
-        sell_per_step=arr(co.sell * sim.dt / max(co.sell_duration, sim.dt)),
+        sell_per_step=arr(co.sell * sim.dt / max(co.sell_duration, sim.dt) * np.asarray(one_hot(co.venue))),
         sell_start=arr(step_of(co.sell_start), jnp.int32),
         sell_end=arr(step_of(co.sell_start) + steps_for(co.sell_duration), jnp.int32),
     )

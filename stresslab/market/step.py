@@ -13,7 +13,7 @@ within a step:
    program, arbitrage, liquidation, stop-loss and dealer-hedge flow through the
    book (Newton on the impact equation), check margins and stops at that price,
    add what newly triggered, repeat until nothing new or ``cascade_rounds``;
-7. a step whose price would leave the band does not trade (pause);
+7. price band: orders beyond it do not execute (the step trades to the band edge), then a pause;
 8. settle: liquidation fills at the step's average price, penalties, bad debt,
    insurance fund, seized collateral sold; book impact and depth consumption;
    dealers re-hedge;
@@ -93,7 +93,8 @@ class Summary(NamedTuple):
     Per venue (N, V): min_y lowest traded log-price; sum_r2 sum of squared traded log
     returns; min_depth_ratio lowest available depth over the configured depth;
     max_haircut, min_haircut; min_rate, max_rate funding payment rates; min_y_c lowest
-    collateral-asset log-price; defensive_sold notional sold (or bought) by defensive traders.
+    collateral-asset log-price; defensive_sold notional sold (or bought) by defensive traders;
+    min_basis lowest end-of-step traded price over spot, minus 1.
     Per path (N,): unstable_step first step whose hedging feedback had no stable
     solution (-1: none); rounds_exhausted steps whose cascade needed more than
     ``cascade_rounds`` rounds; floor_step first step whose flow moved the log-price by
@@ -112,6 +113,7 @@ class Summary(NamedTuple):
     max_rate: jnp.ndarray
     min_y_c: jnp.ndarray
     defensive_sold: jnp.ndarray
+    min_basis: jnp.ndarray
     unstable_step: jnp.ndarray
     rounds_exhausted: jnp.ndarray
     floor_step: jnp.ndarray
@@ -155,7 +157,7 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
     never = jnp.full((n,), -1, jnp.int32)
     summary = Summary(
         min_y=zeros, sum_r2=zeros, min_depth_ratio=zeros + 1.0, max_haircut=h0, min_haircut=h0,
-        min_rate=zeros, max_rate=zeros, min_y_c=zeros, defensive_sold=zeros,
+        min_rate=zeros, max_rate=zeros, min_y_c=zeros, defensive_sold=zeros, min_basis=zeros,
         unstable_step=never, rounds_exhausted=jnp.zeros((n,), jnp.int32), floor_step=never,
         nonfinite_step=never, fund_exhausted_step=never, trough_step=never, recovery_step=never,
     )
@@ -410,10 +412,17 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         phi, exhausted = jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
         queue = _queue(p, f, solved, stopped)
 
-    breached = breakers.band_breached(p.breakers, y, state.y) & trading if static.band else jnp.zeros_like(trading)
-    executed = trading & ~breached
+    scale: jnp.ndarray | float = 1.0
+    breached = jnp.zeros_like(trading)
+    if static.band:
+        y_edge = breakers.band_limit(p.breakers, y, state.y)
+        breached = trading & (y_edge != y)
+        wanted = liquidity.flow_for_move(y - y_base, f.depth, static.impact)
+        allowed = liquidity.flow_for_move(y_edge - y_base, f.depth, static.impact)
+        scale = jnp.where(breached, jnp.clip(allowed / jnp.where(wanted == 0, 1.0, wanted), 0.0, 1.0), 1.0)
+        y = jnp.where(breached, y_edge, y)
     fill_price = _fill_price(p, f, y)
-    frac = jnp.where(executed, _execution_fraction(p, static, f, queue, fill_price), 0.0)
+    frac = jnp.where(trading, _execution_fraction(p, static, f, queue, fill_price), 0.0) * scale
     y_c = f.y_c_base
 
     def settle(units, ledger, y_c):
@@ -426,27 +435,27 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
 
     units, ledger, y_c = jax.lax.cond(jnp.any(queue.total_units * frac > 0), settle, lambda u, led, c: (u, led, c),
                                       units, ledger, y_c)
-    y = jnp.where(executed, y, state.y)
-    defensive_units = jnp.where(breached[..., None], state.defensive_units, defensive_units)
-    stop_fill = jnp.where(stopped & executed[..., None], defensive_units, 0.0)
+    y = jnp.where(trading, y, state.y)
+    stop_fill = jnp.where(stopped & trading[..., None], defensive_units, 0.0) * jnp.asarray(scale)[..., None]
     defensive_sold = summary.defensive_sold + jnp.abs(fixed_sum(p.defensive.side * (
         state.defensive_units - defensive_units + stop_fill), -1)) * fill_price
     defensive_units = defensive_units - stop_fill
-    stopped = jnp.where(executed[..., None], stopped, state.stopped)
-    program_done = fixed_sum(p.program_venue * executed[..., None, :], -1)
+    stopped = jnp.where(trading[..., None], stopped, state.stopped)
+    program_done = fixed_sum(p.program_venue * (trading * scale)[..., None, :], -1)
     remaining = state.remaining - program_exec * program_done
 
     hedge = state.hedge
     if static.dealer_book is not None:
-        hedge = jnp.where(executed, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years), state.hedge)
+        hedge = jnp.where(trading, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years), state.hedge)
     step_return = y - state.y
     if static.liquidity:
         flow, _ = _total_flow(p, static, f, queue, y)
-        move = jnp.where(executed, y - y_base, 0.0)
-        book = liquidity.after_trade(p.liquidity, book, move, jnp.where(executed, flow, 0.0), base, step_return, dt)
+        move = jnp.where(trading, y - y_base, 0.0)
+        book = liquidity.after_trade(p.liquidity, book, move, jnp.where(trading, flow * scale, 0.0), base,
+                                     step_return, dt)
     breaker_state = state.breakers
     if static.breakers:
-        breaker_state = breakers.advance(p.breakers, static.breaker_reference, state.breakers, halted, executed,
+        breaker_state = breakers.advance(p.breakers, static.breaker_reference, state.breakers, halted, trading,
                                          breached, y, _vol(book))
     fund_state = state.funding
     if static.funding_every:
@@ -460,11 +469,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         fund_state, ledger = jax.lax.cond((t + 1) % static.funding_every == 0, pay, lambda fs, led: (fs, led),
                                           fund_state, ledger)
     mark = _mark(p, static, f, y) if static.smoothing else state.mark
-    unstable = jnp.any((phi >= 1.0) & executed, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
+    unstable = jnp.any((phi >= 1.0) & trading, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
     new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger, fund_state, breaker_state,
                             haircut, y_c, mark, defensive_units, stopped, jnp.maximum(state.peak, y),
                             jnp.minimum(state.trough, y))
-    floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & executed, -1)
+    floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & trading, -1)
     finite = (jnp.all(jnp.isfinite(y), -1) & jnp.all(jnp.isfinite(depth), -1) & jnp.all(jnp.isfinite(hedge), -1)
               & jnp.all(jnp.isfinite(ledger.fund), -1))
     new_low = y < summary.min_y
@@ -482,6 +491,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         max_rate=jnp.maximum(summary.max_rate, fund_state.rate),
         min_y_c=jnp.minimum(summary.min_y_c, y_c),
         defensive_sold=defensive_sold,
+        min_basis=jnp.minimum(summary.min_basis, funding.premium(y, y_fund[..., None])),
         unstable_step=_first(summary.unstable_step, unstable, t),
         rounds_exhausted=summary.rounds_exhausted + jnp.any(exhausted, -1).astype(jnp.int32),
         floor_step=_first(summary.floor_step, floored, t),

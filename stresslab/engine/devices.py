@@ -1,0 +1,118 @@
+"""Which local devices run the paths, and how one chunk of paths is split across them.
+
+A chunk's paths are cut into equal, contiguous per-device slices (each a multiple of
+``LANE_PAD`` paths, see ``runner``); every device runs the same compiled single-device
+kernel on its slice (``shard_map`` over a one-axis mesh, no communication between
+devices). Randomness comes from the global path index, so a path's numbers do not
+depend on how many devices run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from stresslab.engine.scan import simulate_chunk
+from stresslab.market.params import Params, Static
+
+PLATFORMS = ("cpu", "gpu")
+"""Device kinds a run can ask for (``gpu``: NVIDIA GPUs through the CUDA build of JAX)."""
+PATH_AXIS = "path"
+"""Name of the mesh axis the paths are split along."""
+CUDA_HINT = "for NVIDIA GPUs install the CUDA build of JAX: pip install 'stresslab[cuda]'"
+
+
+class SettingError(ValueError):
+    """A run setting (device, device count, process layout) that cannot be honoured.
+
+    Attributes:
+        setting: the parameter's name (``device``, ``num_devices``, ``coordinator``, ...).
+        reason: what is wrong and what is allowed.
+    """
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The local devices that run a process's paths, all of one platform, in JAX's order."""
+
+    devices: tuple[jax.Device, ...]
+
+    @property
+    def platform(self) -> str:
+        """``cpu`` or ``gpu``."""
+        return self.devices[0].platform
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+
+def select(device: str | None = None, num_devices: int | None = None) -> Devices:
+    """The first ``num_devices`` local devices of kind ``device``.
+
+    Args:
+        device: ``"cpu"`` or ``"gpu"``; default: JAX's default backend (a GPU when the
+            CUDA build of JAX finds one, else the CPU).
+        num_devices: how many of them (default: all local devices of that kind). Under
+            ``jax.distributed`` these are this process's devices only.
+
+    Returns:
+        The devices, e.g. ``len(select("cpu"))`` is 4 with
+        ``XLA_FLAGS=--xla_force_host_platform_device_count=4``.
+
+    Raises:
+        SettingError: an unknown kind, no device of that kind, or a count out of range.
+    """
+    if device is not None and device not in PLATFORMS:
+        raise SettingError("device", f"must be one of {', '.join(PLATFORMS)} (got {device!r})")
+    try:
+        found = jax.local_devices(backend=device)
+    except RuntimeError:
+        raise SettingError("device", f"no {device.upper()} is visible to JAX (it has: {jax.default_backend()}); "
+                                     f"{CUDA_HINT}") from None
+    if num_devices is not None and not 1 <= num_devices <= len(found):
+        raise SettingError("num_devices", f"must be between 1 and {len(found)}, the number of local "
+                                          f"{found[0].platform.upper()} devices (got {num_devices})")
+    return Devices(tuple(found[:num_devices]))
+
+
+def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: int, per_device: int,
+              devices: Devices) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Simulate paths ``first_index .. first_index + per_device * len(devices) - 1``.
+
+    Device ``d`` runs paths ``first_index + d * per_device`` onwards, through the same
+    kernel that one device runs on a chunk of ``per_device`` paths.
+
+    Returns:
+        per-path outputs {name: (paths,)} and recorded series {name: (T_rec, paths)}, paths
+        in global order.
+    """
+    if len(devices) == 1:
+        with jax.default_device(devices.devices[0]):
+            return simulate_chunk(params, static, seed_key, jnp.uint32(first_index), per_device)
+    firsts = first_index + per_device * np.arange(len(devices), dtype=np.uint32)
+    return _sharded_chunk(params, static, seed_key, firsts, per_device, Mesh(np.array(devices.devices), (PATH_AXIS,)))
+
+
+@partial(jax.jit, static_argnames=("static", "per_device", "mesh"))
+def _sharded_chunk(params: Params, static: Static, seed_key: jax.Array, firsts: jax.Array, per_device: int,
+                   mesh: Mesh) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """One chunk split over ``mesh``: device ``d`` simulates ``per_device`` paths from ``firsts[d]``."""
+
+    def local(params: Params, seed_key: jax.Array, first: jax.Array):
+        return simulate_chunk(params, static, seed_key, first[0], per_device)
+
+    # check_vma=False: the kernel is purely per device (no collectives); its lax.cond branches mix
+    # replicated parameters with per-device state, which the varying-axis check would refuse.
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(PATH_AXIS)),
+                         out_specs=(P(PATH_AXIS), P(None, PATH_AXIS)), check_vma=False)(params, seed_key, firsts)
