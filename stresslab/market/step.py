@@ -93,7 +93,7 @@ class Summary(NamedTuple):
     Per venue (N, V): min_y lowest traded log-price; sum_r2 sum of squared traded log
     returns; min_depth_ratio lowest available depth over the configured depth;
     max_haircut, min_haircut; min_rate, max_rate funding payment rates; min_y_c lowest
-    collateral-asset log-price; defensive_sold notional sold (or bought) by defensive traders;
+    collateral-asset log-price as margin values it; defensive_sold notional sold (or bought) by defensive traders;
     min_basis lowest end-of-step traded price over spot, minus 1.
     Per path (N,): unstable_step first step whose hedging feedback had no stable
     solution (-1: none); rounds_exhausted steps whose cascade needed more than
@@ -489,7 +489,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         min_haircut=jnp.minimum(summary.min_haircut, haircut),
         min_rate=jnp.minimum(summary.min_rate, fund_state.rate),
         max_rate=jnp.maximum(summary.max_rate, fund_state.rate),
-        min_y_c=jnp.minimum(summary.min_y_c, y_c),
+        min_y_c=jnp.minimum(summary.min_y_c, y_c if static.collateral == "internal" else 0.0),
         defensive_sold=defensive_sold,
         min_basis=jnp.minimum(summary.min_basis, funding.premium(y, y_fund[..., None])),
         unstable_step=_first(summary.unstable_step, unstable, t),

@@ -1,0 +1,81 @@
+"""Each shipped historical scenario lands inside its VALIDATION.md band ("Real events").
+
+Statistics are medians over 1 000 paths (seed 0) unless stated; each band is
+written in the config's header next to the facts it reproduces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stresslab
+
+HISTORICAL = Path(__file__).parent.parent / "configs" / "historical"
+PATHS = 1000
+
+
+def run(name: str) -> object:
+    return stresslab.simulate(HISTORICAL / name, paths=PATHS, seed=0, on_error="warn").isel(scenario=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2010_05_06_emini_flash_crash():
+    ds = run("2010_05_06_emini_flash_crash.toml")
+    assert 0.03 <= float(ds.cascade_depth.median()) <= 0.08  # > 5 % from 2:41 to 2:45:27
+    assert float(ds.min_depth_ratio.median()) < 0.01  # buy-side depth < 1 % of the morning level
+    assert float(ds.halt_count.median()) >= 1  # the 5-second Stop Logic pause
+    assert float(ds.recovery_time.median()) < 20 * 60  # most of the fall retraced within ~20 minutes
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2020_03_12_black_thursday():
+    ds = run("2020_03_12_black_thursday.toml")
+    assert 0.35 <= float(ds.cascade_depth.median()) <= 0.55  # BTC -40-50 % in ~24 h
+    assert float(ds.liquidated_long.median()) > 7e8  # > $700m of perp longs liquidated
+    assert -0.15 <= float(ds.min_basis.median()) <= -0.03  # the perp ~$400 under spot
+    assert float(ds.bad_debt.median()) > 0  # fills below bankruptcy left bad debt
+    assert float(ds.min_funding_rate.median()) < 0  # longs received funding
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2021_05_19_crypto_crash():
+    ds = run("2021_05_19_crypto_crash.toml")
+    total = ds.liquidated_long + ds.liquidated_short
+    assert 0.22 <= float(ds.cascade_depth.median()) <= 0.40  # BTC -30 % intraday
+    assert 5e9 <= float(total.median()) <= 13e9  # ~$8.6bn liquidated
+    assert float((ds.liquidated_long / total).median()) > 0.85
+    assert float((ds.final_price / ds.min_price - 1).median()) > 0.04  # partly retraced
+    assert float(ds.recovery_time.median()) < 6 * 3600  # within hours
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2025_10_10_tariff_crash():
+    ds = run("2025_10_10_tariff_crash.toml")
+    total = ds.liquidated_long + ds.liquidated_short
+    assert 12e9 <= float(total.median()) <= 30e9  # ~$19bn in < 24 h
+    assert float((ds.liquidated_long / total).median()) > 0.85  # > $17bn of it longs
+    assert float(ds.min_depth_ratio.median()) < 0.10  # depth down 90-98 %
+    assert float((ds.adl_notional > 0).mean()) > 0.5  # ADL fired
+    assert 0.08 <= float(ds.cascade_depth.median()) <= 0.25
+    collateral = ds.venue_min_collateral_price.median("path")
+    assert 0.55 <= float(collateral.sel(venue="cex_a")) <= 0.80  # the stablecoin printed ~0.65 there
+    assert float(collateral.sel(venue=["cex_b", "dex_c"]).min()) > 0.90  # other venues stayed near 1
+    seconds = ds.time.values.astype("timedelta64[s]").astype(float)
+    first_leg = (seconds > 3600) & (seconds <= 3600 + 40 * 60)
+    increments = ds.sample_liquidation.values
+    share = increments[:, first_leg].sum(1) / increments.sum(1)
+    assert np.median(share) > 0.5  # ~70 % within ~40 minutes
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_external_collateral_index_removes_the_depeg_loop():
+    internal = run("2025_10_10_tariff_crash.toml")
+    external = stresslab.simulate(HISTORICAL / "2025_10_10_tariff_crash.toml", paths=200, seed=0, on_error="warn",
+                                  overrides=["collateral.pricing=external"]).isel(scenario=0)
+    assert float(external.venue_min_collateral_price.min()) == 1.0
+    internal_liq = float(internal.venue_liquidated_long.sel(venue="cex_a").median())
+    external_liq = float(external.venue_liquidated_long.sel(venue="cex_a").median())
+    assert external_liq < 0.8 * internal_liq
