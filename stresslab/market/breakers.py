@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 
@@ -22,7 +23,7 @@ class BreakerParams(NamedTuple):
     band (fraction; inf: none); band_steps (int); ref_decay (per-step EMA factor of the rolling reference)."""
 
     drop: jnp.ndarray
-    halt_steps: jnp.ndarray
+    halt_steps: jnp.ndarray  # real-valued, so that halt lengths can be calibrated
     vol_scaling: jnp.ndarray
     vol_ref: jnp.ndarray
     band: jnp.ndarray
@@ -41,9 +42,16 @@ class BreakerState(NamedTuple):
     halted_steps: jnp.ndarray
 
 
-def initial_state(n: int, n_venues: int, n_levels: int, dtype) -> BreakerState:
-    ints = jnp.zeros((n, n_venues), jnp.int32)
-    return BreakerState(ints, jnp.zeros((n, n_venues, n_levels), bool), jnp.zeros((n, n_venues), dtype), ints, ints)
+def initial_state(n: int, n_venues: int, n_levels: int, dtype, smooth: bool = False) -> BreakerState:
+    """No halt yet. With ``smooth`` the counters and level flags are real-valued weights."""
+    counts = jnp.zeros((n, n_venues), dtype if smooth else jnp.int32)
+    fired = jnp.zeros((n, n_venues, n_levels), dtype if smooth else bool)
+    return BreakerState(counts, fired, jnp.zeros((n, n_venues), dtype), counts, counts)
+
+
+def trading_share(s: BreakerState, smooth: bool) -> jnp.ndarray:
+    """Whether each venue trades this step (N, V): a bool, or with ``smooth`` the share 1 - clip(left, 0, 1)."""
+    return 1.0 - jnp.clip(s.left, 0.0, 1.0) if smooth else s.left <= 0
 
 
 def band_limit(p: BreakerParams, y_new: jnp.ndarray, y_prev: jnp.ndarray) -> jnp.ndarray:
@@ -61,7 +69,7 @@ def advance(p: BreakerParams, reference: str, s: BreakerState, halted: jnp.ndarr
     scale = (vol / p.vol_ref) ** p.vol_scaling
     threshold = s.ref[..., None] + jnp.log1p(-jnp.minimum(p.drop * scale[..., None], 1.0 - 1e-6))
     hit = traded[..., None] & ~s.fired & (y[..., None] <= threshold)
-    level_halt = jnp.max(jnp.where(hit, p.halt_steps, 0), axis=-1, initial=0)
+    level_halt = jnp.max(jnp.where(hit, jnp.round(p.halt_steps).astype(jnp.int32), 0), axis=-1, initial=0)
     new_halt = jnp.where(breached, jnp.maximum(level_halt, p.band_steps), level_halt)
     started = new_halt > 0
     if reference == "peak":
@@ -76,4 +84,30 @@ def advance(p: BreakerParams, reference: str, s: BreakerState, halted: jnp.ndarr
         ref=ref,
         halts=s.halts + started.astype(jnp.int32),
         halted_steps=s.halted_steps + halted.astype(jnp.int32),
+    )
+
+
+def _reference(reference: str, p: BreakerParams, ref: jnp.ndarray, y: jnp.ndarray, g) -> jnp.ndarray:
+    if reference == "peak":
+        return ref + g * (jnp.maximum(ref, y) - ref)
+    if reference == "rolling":
+        return ref + g * (1.0 - p.ref_decay) * (y - ref)
+    return ref
+
+
+def advance_smooth(p: BreakerParams, reference: str, s: BreakerState, g: jnp.ndarray, y: jnp.ndarray,
+                   vol: jnp.ndarray, temperature: jnp.ndarray) -> BreakerState:
+    """Relaxed :func:`advance` for calibration: a level fires with weight sigmoid((threshold - y) / temperature)
+    times the share of the step that traded and what is left of the level; the halt left is a real
+    countdown (steps), so halt lengths and drops get gradients. No price band."""
+    scale = (vol / p.vol_ref) ** p.vol_scaling
+    threshold = s.ref[..., None] + jnp.log1p(-jnp.minimum(p.drop * scale[..., None], 1.0 - 1e-6))
+    weight = g[..., None] * (1.0 - s.fired) * jax.nn.sigmoid((threshold - y[..., None]) / temperature)
+    level_halt = jnp.max(weight * p.halt_steps, axis=-1, initial=0.0)
+    return BreakerState(
+        left=jnp.maximum(jnp.maximum(s.left - 1.0, 0.0), level_halt),
+        fired=s.fired + weight,
+        ref=_reference(reference, p, s.ref, y, g),
+        halts=s.halts + jnp.sum(weight, axis=-1),
+        halted_steps=s.halted_steps + (1.0 - g),
     )

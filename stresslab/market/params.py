@@ -30,6 +30,8 @@ from stresslab.market.sell_program import SellParams
 SECONDS_PER_DAY = 86400.0
 TIER_CAP = 1e30
 """Upper bound of the last margin tier (a finite stand-in for infinity keeps gradients finite)."""
+DEFAULT_TEMPERATURE = 1e-3
+"""Width of smooth relaxations when none is given (only used with ``Static.smooth``)."""
 JUMP_TAIL = 1e-12
 """Probability of more jumps in one step than the kernel draws (chooses ``max_jumps``)."""
 
@@ -40,6 +42,8 @@ class Params(NamedTuple):
 
     program_venue: (P, V) one-hot venue of each sell program.
     oracle_alpha: per-step weight on the previous mark (0: no smoothing).
+    temperature: width of the smooth relaxations of hard rules (``Static.smooth``), a fraction
+        of notional for margin triggers and of log-price for breaker levels.
     """
 
     price: PriceParams
@@ -56,6 +60,7 @@ class Params(NamedTuple):
     defensive: DefensiveParams
     program_venue: jnp.ndarray
     oracle_alpha: jnp.ndarray
+    temperature: jnp.ndarray
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class Static:
     smoothing: bool = False
     n_defensive: int = 0
     n_kill: int = 0
+    smooth: bool = False
 
     @property
     def n_draws(self) -> int:
@@ -208,7 +214,7 @@ def build(config: Config) -> tuple[Params, Static]:
                                 cap=arr(ab.capacity * sim.dt / 3600.0))
     breakers = BreakerParams(
         drop=arr([lv.drop for lv in br.levels]),
-        halt_steps=arr([steps_for(lv.halt) for lv in br.levels], jnp.int32),
+        halt_steps=arr([steps_for(lv.halt) for lv in br.levels]),
         vol_scaling=arr(br.vol_scaling), vol_ref=arr(max(mkt.sigma, 1e-12)),
         band=arr(br.band if br.band is not None else np.inf),
         band_steps=arr(steps_for(br.band_pause), jnp.int32), ref_decay=arr(decay(br.window)),
@@ -245,6 +251,7 @@ def build(config: Config) -> tuple[Params, Static]:
         collateral, defensive,
         program_venue=arr(np.asarray([one_hot(s.venue) for s in programs]).reshape(len(programs), len(venues))),
         oracle_alpha=arr(decay(config.oracle.smoothing) if config.oracle.smoothing > 0 else 0.0),
+        temperature=arr(DEFAULT_TEMPERATURE),
     )
     return params, static
 

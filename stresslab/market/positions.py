@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from stresslab.market.liquidity import ONE_PERCENT
@@ -107,6 +108,16 @@ def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, p
     """Open cohorts not yet in liquidation whose equity (collateral per unit ``check``, after the
     haircut) is below maintenance at ``price`` (N, V, C) bool."""
     return ~in_liq & (units > 0) & (equity(cp, units, price, check) < maintenance(cp, units, price))
+
+
+def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, check: jnp.ndarray | None,
+                   temperature: jnp.ndarray) -> jnp.ndarray:
+    """Smooth liquidation trigger (N, V, C) in [0, 1]: a sigmoid of the margin shortfall
+    (maintenance - equity) per unit of notional, with width ``temperature`` (a fraction of notional).
+    It tends to the hard rule as the temperature goes to 0."""
+    notional = jnp.maximum(units * price[..., None], 1e-30)
+    shortfall = (maintenance(cp, units, price) - equity(cp, units, price, check)) / notional
+    return jnp.where(units > 0, jax.nn.sigmoid(shortfall / temperature), 0.0)
 
 
 def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,

@@ -20,6 +20,12 @@ within a step:
 9. breakers fire on the step's price; funding premium accrues and is paid at interval ends.
 During a halt nothing trades: queued liquidations, hedges and programs wait, the
 book recovers and the fundamental moves; on reopening the queue executes at once.
+
+With ``Static.smooth`` (calibration) the hard rules are relaxed with width
+``Params.temperature``: margin triggers become sigmoid weights of the margin
+shortfall (``in_liq`` holds the weight of each cohort in liquidation), breaker
+levels fire with sigmoid weights and halts are real-valued countdowns, so a venue
+trades a share ``g`` of each step. As the temperature goes to 0 this is the hard model.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+SMOOTH_ROUND_TOLERANCE = 1e-9
+"""With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this."""
 
 
 class MarketState(NamedTuple):
@@ -60,7 +68,8 @@ class MarketState(NamedTuple):
 
     y_fund: fundamental (spot) log-price relative to s0 (N,).  y: traded log-price per venue (N, V).
     book: order-book state (N, V).  remaining: sell-program notional left (N, P).
-    units: open units per cohort (N, V, C).  in_liq: cohort under liquidation (N, V, C).
+    units: open units per cohort (N, V, C).  in_liq: cohort under liquidation (N, V, C), 1 or 0
+    (a weight in [0, 1] with smooth triggers).
     hedge: dealer hedge, dollars (constant gamma) or units (options) (N, V).
     ledger: money flows (N, V).  funding: premium and funding received per unit.
     breakers: halts.  haircut: collateral haircut (N, V).  y_c: collateral-asset log-price (N, V).
@@ -94,6 +103,7 @@ class Summary(NamedTuple):
     returns; min_depth_ratio lowest available depth over the configured depth;
     max_haircut, min_haircut; min_rate, max_rate funding payment rates; min_y_c lowest
     collateral-asset log-price as margin values it; defensive_sold notional sold (or bought) by defensive traders;
+    haircut_sum haircut summed over steps;
     min_basis lowest end-of-step traded price over spot, minus 1.
     Per path (N,): unstable_step first step whose hedging feedback had no stable
     solution (-1: none); rounds_exhausted steps whose cascade needed more than
@@ -114,6 +124,7 @@ class Summary(NamedTuple):
     min_y_c: jnp.ndarray
     defensive_sold: jnp.ndarray
     min_basis: jnp.ndarray
+    haircut_sum: jnp.ndarray
     unstable_step: jnp.ndarray
     rounds_exhausted: jnp.ndarray
     floor_step: jnp.ndarray
@@ -141,11 +152,11 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
         book=liquidity.initial_state(params.liquidity, n),
         remaining=jnp.broadcast_to(params.sell.total, (n, static.n_programs)).astype(dtype),
         units=units,
-        in_liq=jnp.zeros((n, v, static.n_cohorts), bool),
+        in_liq=jnp.zeros((n, v, static.n_cohorts), dtype),
         hedge=hedge,
         ledger=positions.initial_ledger(params.liquidation, n),
         funding=funding.initial_state(n, v, static.n_cohorts, dtype),
-        breakers=breakers.initial_state(n, v, static.n_levels, dtype),
+        breakers=breakers.initial_state(n, v, static.n_levels, dtype, static.smooth),
         haircut=h0,
         y_c=zeros,
         mark=zeros,
@@ -157,7 +168,7 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
     never = jnp.full((n,), -1, jnp.int32)
     summary = Summary(
         min_y=zeros, sum_r2=zeros, min_depth_ratio=zeros + 1.0, max_haircut=h0, min_haircut=h0,
-        min_rate=zeros, max_rate=zeros, min_y_c=zeros, defensive_sold=zeros, min_basis=zeros,
+        min_rate=zeros, max_rate=zeros, min_y_c=zeros, defensive_sold=zeros, min_basis=zeros, haircut_sum=zeros,
         unstable_step=never, rounds_exhausted=jnp.zeros((n,), jnp.int32), floor_step=never,
         nonfinite_step=never, fund_exhausted_step=never, trough_step=never, recovery_step=never,
     )
@@ -204,7 +215,7 @@ class _Margin(NamedTuple):
 
 def _queue(params: Params, f: _Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> _Queue:
     cp = params.cohorts
-    queue = jnp.where(in_liq, f.units, 0.0)
+    queue = in_liq * f.units
     stops = jnp.where(stopped, f.defensive_units, 0.0)
     return _Queue(fixed_sum(cp.side * queue, -1), fixed_sum(queue, -1),
                   fixed_sum(queue * cp.margin_per_unit * params.collateral.share, -1),
@@ -294,10 +305,10 @@ def _collateral_after(params: Params, static: Static, f: _Flow, sold_at_peg: jnp
 
 
 def _triggered(params: Params, static: Static, f: _Flow, queued, stopped, queue: _Queue, y: jnp.ndarray):
-    """Cohorts and defensive populations newly triggered at clearing log-price ``y``."""
+    """Liquidation weights of the cohorts (1/0, or smooth) and defensive populations newly stopped at ``y``."""
     margin = _margin(params, static, f, _collateral_after(params, static, f, queue.collateral))
     mark = params.price.s0 * jnp.exp(_mark(params, static, f, y))
-    new = positions.newly_triggered(params.cohorts, f.units, queued, mark, margin.check)
+    new = _trigger(params, static, f.units, queued, mark, margin.check)
     new_stops = defensive.stopped(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
     return new, new_stops
 
@@ -315,6 +326,8 @@ def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray, stop
         k, *_, active = carry
         return (k < static.cascade_rounds) & jnp.any(active)
 
+    tolerance = SMOOTH_ROUND_TOLERANCE if static.smooth else 0.0
+
     def body(carry):
         k, y, solved, queue, queued, stops, phi, active = carry
         new_queue = _queue(params, f, queued, stops)
@@ -323,15 +336,31 @@ def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray, stop
         phi = jnp.where(active, phi_new, phi)
         solved = jnp.where(active[..., None], queued, solved)
         queue = _Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, queue, strict=True)))
-        new, new_stops = _triggered(params, static, f, queued, stops, queue, y)
-        new, new_stops = new & active[..., None], new_stops & active[..., None]
-        return (k + 1, y, solved, queue, queued | new, stops | new_stops, phi,
-                active & (jnp.any(new, -1) | jnp.any(new_stops, -1)))
+        weight, new_stops = _triggered(params, static, f, queued, stops, queue, y)
+        raised = jnp.where(active[..., None], jnp.maximum(queued, weight), queued)
+        new_stops = new_stops & active[..., None]
+        grew = jnp.any(raised > queued + tolerance, -1)
+        return k + 1, y, solved, queue, raised, stops | new_stops, phi, active & (grew | jnp.any(new_stops, -1))
 
     zeros = jnp.zeros_like(f.y_base)
     init = (0, f.y_base, in_liq, _Queue(zeros, zeros, zeros, zeros), in_liq, stopped, zeros, trading)
     _, y, solved, queue, queued, stops, phi, active = jax.lax.while_loop(cond, body, init)
     return y, solved, queue, queued, stops, phi, active
+
+
+def _trigger(params: Params, static: Static, units: jnp.ndarray, in_liq: jnp.ndarray, mark: jnp.ndarray,
+             check: jnp.ndarray | None) -> jnp.ndarray:
+    """Liquidation weight of each cohort at ``mark`` price: hard (1 for cohorts already in
+    liquidation or below maintenance, else 0) or, with ``Static.smooth``, a sigmoid weight."""
+    if static.smooth:
+        return jnp.maximum(in_liq, positions.trigger_weight(params.cohorts, units, mark, check, params.temperature))
+    new = positions.newly_triggered(params.cohorts, units, in_liq >= 0.5, mark, check)
+    return jnp.maximum(in_liq, new.astype(in_liq.dtype))
+
+
+def _keep(static: Static, g: jnp.ndarray, new: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
+    """``new`` where the venue traded, ``old`` where it was halted (a blend by the traded share when smooth)."""
+    return old + g * (new - old) if static.smooth else jnp.where(g, new, old)
 
 
 def _first(step: jnp.ndarray, happened: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
@@ -359,8 +388,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     y_base = y_fund[..., None] + book.permanent + book.transient
     t_years = (t + 1).astype(y_fund.dtype) * dt
 
-    halted = state.breakers.left > 0 if static.breakers else jnp.zeros(y_base.shape, bool)
-    trading = ~halted
+    trading = breakers.trading_share(state.breakers, static.smooth) if static.breakers else None
+    if trading is None:
+        trading = jnp.ones(y_base.shape, y_base.dtype) if static.smooth else jnp.ones(y_base.shape, bool)
+    open_ = trading > 0.5 if static.smooth else trading  # hard view: the venue trades this step
+    halted = ~open_
     haircut = state.haircut
     if static.haircuts:
         wanted = haircuts.target(p.haircuts, vol, depth / p.liquidity.depth)
@@ -381,8 +413,8 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     if static.n_defensive:
         cut = defensive.risk_targets(p.defensive, state.defensive_units, vol, s0 * jnp.exp(y_base))
         exogenous = exogenous + fixed_sum(p.defensive.side * (cut - state.defensive_units), -1) * s0 * jnp.exp(y_base)
-        defensive_units = jnp.where(trading[..., None], cut, state.defensive_units)
-    exogenous = jnp.where(trading, exogenous, 0.0)
+        defensive_units = jnp.where(open_[..., None], cut, state.defensive_units)
+    exogenous = exogenous * trading if static.smooth else jnp.where(trading, exogenous, 0.0)
 
     f = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf), state.units,
               state.hedge, t_years, mark_fixed, state.mark, collateral.pre_flow(p.collateral, state.y_c, t)
@@ -392,12 +424,12 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     units, ledger = state.units, state.ledger
     margin0 = _margin(p, static, f, f.y_c_base)
     mark0 = s0 * jnp.exp(_mark(p, static, f, jnp.where(halted, state.y, y_base)))
-    newly, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq, mark0, margin0.check, margin0.value)
-    in_liq = state.in_liq | newly
+    _, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq >= 0.5, mark0, margin0.check, margin0.value)
+    in_liq = _trigger(p, static, units, state.in_liq, mark0, margin0.check)
     if static.adl:
-        can_adl = in_liq & trading[..., None]
+        can_adl = (in_liq >= 0.5) & open_[..., None]
         units, ledger = jax.lax.cond(
-            jnp.any(positions.fund_short(p.cohorts, units, bankrupt & trading[..., None], ledger.fund, mark0,
+            jnp.any(positions.fund_short(p.cohorts, units, bankrupt & open_[..., None], ledger.fund, mark0,
                                          margin0.value)),
             lambda u, led, q, m, v, r: positions.auto_deleverage(p.cohorts, u, q, led, m, v, r),
             lambda u, led, q, m, v, r: (u, led),
@@ -406,15 +438,16 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         f = f._replace(units=units)
 
     if static.liquidity:
-        y, solved, queue, in_liq, stopped, phi, exhausted = _cascade(p, static, f, in_liq, state.stopped, trading)
+        y, solved, queue, in_liq, stopped, phi, exhausted = _cascade(p, static, f, in_liq, state.stopped,
+                                                                     trading > 0 if static.smooth else trading)
     else:
         y, solved, stopped = y_base, in_liq, state.stopped
         phi, exhausted = jnp.zeros_like(y_base), jnp.zeros_like(y_base, bool)
         queue = _queue(p, f, solved, stopped)
 
     scale: jnp.ndarray | float = 1.0
-    breached = jnp.zeros_like(trading)
-    if static.band:
+    breached = jnp.zeros_like(open_)
+    if static.band and not static.smooth:
         y_edge = breakers.band_limit(p.breakers, y, state.y)
         breached = trading & (y_edge != y)
         wanted = liquidity.flow_for_move(y - y_base, f.depth, static.impact)
@@ -422,11 +455,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         scale = jnp.where(breached, jnp.clip(allowed / jnp.where(wanted == 0, 1.0, wanted), 0.0, 1.0), 1.0)
         y = jnp.where(breached, y_edge, y)
     fill_price = _fill_price(p, f, y)
-    frac = jnp.where(trading, _execution_fraction(p, static, f, queue, fill_price), 0.0) * scale
+    frac = _keep(static, trading, _execution_fraction(p, static, f, queue, fill_price), 0.0) * scale
     y_c = f.y_c_base
 
     def settle(units, ledger, y_c):
-        filled = jnp.where(solved, units, 0.0) * frac[..., None]
+        filled = solved * units * frac[..., None]
         y_c = _collateral_after(p, static, f, fixed_sum(filled * p.cohorts.margin_per_unit * p.collateral.share, -1))
         margin = _margin(p, static, f, y_c)
         ledger = positions.settle_fills(p.cohorts, p.liquidation, ledger, filled, fill_price, margin.value,
@@ -435,26 +468,30 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
 
     units, ledger, y_c = jax.lax.cond(jnp.any(queue.total_units * frac > 0), settle, lambda u, led, c: (u, led, c),
                                       units, ledger, y_c)
-    y = jnp.where(trading, y, state.y)
-    stop_fill = jnp.where(stopped & trading[..., None], defensive_units, 0.0) * jnp.asarray(scale)[..., None]
+    y = _keep(static, trading, y, state.y)
+    stop_fill = jnp.where(stopped & open_[..., None], defensive_units, 0.0) * jnp.asarray(scale)[..., None]
     defensive_sold = summary.defensive_sold + jnp.abs(fixed_sum(p.defensive.side * (
         state.defensive_units - defensive_units + stop_fill), -1)) * fill_price
     defensive_units = defensive_units - stop_fill
-    stopped = jnp.where(trading[..., None], stopped, state.stopped)
+    stopped = jnp.where(open_[..., None], stopped, state.stopped)
     program_done = fixed_sum(p.program_venue * (trading * scale)[..., None, :], -1)
     remaining = state.remaining - program_exec * program_done
 
     hedge = state.hedge
     if static.dealer_book is not None:
-        hedge = jnp.where(trading, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years), state.hedge)
+        hedge = _keep(static, trading, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years),
+                      state.hedge)
     step_return = y - state.y
     if static.liquidity:
         flow, _ = _total_flow(p, static, f, queue, y)
-        move = jnp.where(trading, y - y_base, 0.0)
-        book = liquidity.after_trade(p.liquidity, book, move, jnp.where(trading, flow * scale, 0.0), base,
+        move = _keep(static, trading, y - y_base, 0.0)
+        book = liquidity.after_trade(p.liquidity, book, move, _keep(static, trading, flow * scale, 0.0), base,
                                      step_return, dt)
     breaker_state = state.breakers
-    if static.breakers:
+    if static.breakers and static.smooth:
+        breaker_state = breakers.advance_smooth(p.breakers, static.breaker_reference, state.breakers, trading, y,
+                                                _vol(book), p.temperature)
+    elif static.breakers:
         breaker_state = breakers.advance(p.breakers, static.breaker_reference, state.breakers, halted, trading,
                                          breached, y, _vol(book))
     fund_state = state.funding
@@ -469,11 +506,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         fund_state, ledger = jax.lax.cond((t + 1) % static.funding_every == 0, pay, lambda fs, led: (fs, led),
                                           fund_state, ledger)
     mark = _mark(p, static, f, y) if static.smoothing else state.mark
-    unstable = jnp.any((phi >= 1.0) & trading, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
+    unstable = jnp.any((phi >= 1.0) & open_, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
     new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger, fund_state, breaker_state,
                             haircut, y_c, mark, defensive_units, stopped, jnp.maximum(state.peak, y),
                             jnp.minimum(state.trough, y))
-    floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & trading, -1)
+    floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & open_, -1)
     finite = (jnp.all(jnp.isfinite(y), -1) & jnp.all(jnp.isfinite(depth), -1) & jnp.all(jnp.isfinite(hedge), -1)
               & jnp.all(jnp.isfinite(ledger.fund), -1))
     new_low = y < summary.min_y
@@ -492,6 +529,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         min_y_c=jnp.minimum(summary.min_y_c, y_c if static.collateral == "internal" else 0.0),
         defensive_sold=defensive_sold,
         min_basis=jnp.minimum(summary.min_basis, funding.premium(y, y_fund[..., None])),
+        haircut_sum=summary.haircut_sum + haircut,
         unstable_step=_first(summary.unstable_step, unstable, t),
         rounds_exhausted=summary.rounds_exhausted + jnp.any(exhausted, -1).astype(jnp.int32),
         floor_step=_first(summary.floor_step, floored, t),
