@@ -3,10 +3,12 @@
 __version__ = "0.1.0"
 
 from stresslab.api import simulate  # noqa: E402
+from stresslab.calibrate import calibrate, objective  # noqa: E402
 from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402
 from stresslab.errors import StresslabError  # noqa: E402
 
 # registers the ds.stress accessor on xarray Datasets
 from stresslab.metrics import accessor as _accessor  # noqa: E402, F401
 
-__all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "load_config", "simulate", "__version__"]
+__all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "calibrate", "load_config", "objective",
+           "simulate", "__version__"]

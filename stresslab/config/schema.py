@@ -444,6 +444,66 @@ class Defensive(_Model):
         return self
 
 
+TUNABLE = ("haircuts.base", "haircuts.vol_sensitivity", "haircuts.depth_sensitivity", "haircuts.buffer",
+           "liquidation.max_order", "breakers.levels.<i>.drop", "breakers.levels.<i>.halt")
+"""Config paths that ``stresslab calibrate`` can tune (``<i>``: a breaker level's index)."""
+
+
+class TunedParameter(_Model):
+    """A control to tune, by its config path, between ``lower`` and ``upper``; it starts at the config's value."""
+
+    name: str
+    lower: float
+    upper: float
+
+    @model_validator(mode="after")
+    def _known(self) -> TunedParameter:
+        parts = self.name.split(".")
+        known = self.name in TUNABLE or (
+            len(parts) == 4 and parts[:2] == ["breakers", "levels"] and parts[2].isdigit()
+            and parts[3] in ("drop", "halt"))
+        if not known:
+            raise ValueError(f"cannot tune {self.name!r}; allowed: {', '.join(TUNABLE)}")
+        if not self.lower < self.upper:
+            raise ValueError(f"{self.name}: lower must be below upper")
+        return self
+
+
+class Calibration(_Model):
+    """Gradient-based tuning of market controls (see README "Calibration").
+
+    Objective: ``measure`` (es, var, mean, or prob = P(target > threshold)) of ``target``
+    over paths, plus ``halt_cost`` per hour of mean halted time plus ``haircut_cost`` per
+    unit of mean time-averaged haircut (objective units; for target = bad_debt, quote
+    currency). Hard rules are relaxed with a temperature falling geometrically from
+    ``temperature_start`` to ``temperature_end`` (fraction of notional for margin triggers,
+    log-price for breaker levels).
+    """
+
+    parameters: Annotated[tuple[TunedParameter, ...], Field(min_length=1, max_length=16)]
+    target: Literal["cascade_depth", "bad_debt"] = "cascade_depth"
+    measure: Literal["es", "var", "mean", "prob"] = "es"
+    level: Annotated[float, Field(gt=0, lt=1)] = 0.99
+    threshold: float | None = Field(None, description="for measure = prob: the target level exceeded")
+    halt_cost: NonNegFloat = Field(0.0, description="objective units per hour of mean halted time")
+    haircut_cost: NonNegFloat = Field(0.0, description="objective units per unit of mean haircut")
+    optimizer: Literal["adam", "sgd", "rmsprop", "adabelief"] = "adam"
+    learning_rate: PositiveFloat = 0.05
+    iterations: int = Field(30, ge=1, le=10_000)
+    paths: int = Field(2000, ge=16, le=10**7, description="training paths per iteration (common random numbers)")
+    holdout_paths: int = Field(20_000, ge=16, le=10**8, description="fresh paths for the hard-rule evaluation")
+    temperature_start: PositiveFloat = 0.01
+    temperature_end: PositiveFloat = 0.001
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Calibration:
+        if self.measure == "prob" and self.threshold is None:
+            raise ValueError("calibration.measure = 'prob' needs calibration.threshold")
+        if len({p.name for p in self.parameters}) != len(self.parameters):
+            raise ValueError("calibration.parameters: each name at most once")
+        return self
+
+
 class Config(_Model):
     """A complete, validated stress scenario (one point of a sweep)."""
 
@@ -463,6 +523,7 @@ class Config(_Model):
     oracle: Oracle = Oracle()
     venues: tuple[Venue, ...] = ()
     defensive: tuple[Defensive, ...] = ()
+    calibration: Calibration | None = None
 
     @property
     def venue_names(self) -> list[str]:

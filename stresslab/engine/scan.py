@@ -76,6 +76,7 @@ def _finish(params: Params, static: Static, state: MarketState, summary: Summary
         "halted_time": halted[..., 0],
         "halt_count": state.breakers.halts[..., 0],
         "max_haircut": summary.max_haircut[..., 0],
+        "mean_haircut": summary.haircut_sum[..., 0] / static.n_steps,
         "haircut_ratio": (summary.max_haircut / trough_h)[..., 0],
         "min_collateral_price": jnp.exp(summary.min_y_c[..., 0]),
         "defensive_sold": total(summary.defensive_sold),

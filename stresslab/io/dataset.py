@@ -31,6 +31,7 @@ PER_PATH = {
     "halted_time": ("s", "time trading was halted (circuit breakers and band pauses)"),
     "halt_count": ("1", "number of halts (breaker levels fired and band pauses)"),
     "max_haircut": ("1", "highest collateral haircut"),
+    "mean_haircut": ("1", "collateral haircut averaged over the steps of the run"),
     "haircut_ratio": ("1", "procyclicality: peak over trough haircut during the run"),
     "min_collateral_price": ("1", "lowest price of the collateral asset relative to its peg, as margin saw it"),
     "min_basis": ("1", "lowest traded price over the spot (fundamental) price, minus 1"),

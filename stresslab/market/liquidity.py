@@ -86,7 +86,8 @@ def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str) -> tuple[jnp.ndarray
         return slope * flow, slope
     ratio = jnp.abs(flow) / depth
     safe = jnp.maximum(ratio, 1e-12)
-    move = ONE_PERCENT * jnp.sign(flow) * jnp.sqrt(jnp.where(ratio > 0, ratio, 0.0))
+    traded = ratio > 0  # guard the root's input too: its derivative at 0 would turn tangents into NaN
+    move = ONE_PERCENT * jnp.sign(flow) * jnp.where(traded, jnp.sqrt(jnp.where(traded, ratio, 1.0)), 0.0)
     return move, 0.5 * ONE_PERCENT / (jnp.sqrt(safe) * depth)
 
 

@@ -12,7 +12,7 @@ fund, the rest back to the trader, and negative equity is bad debt paid by the
 fund; what the fund cannot pay is a socialised loss. When the fund cannot cover
 the negative equity of the bankrupt cohorts in the queue (at the price before a
 step's flow), they are closed at their bankruptcy price against profitable
-opposite cohorts, highest rank (PnL fraction x effective leverage) first (ADL),
+opposite cohorts, highest rank (PnL over entry value x effective leverage, as BitMEX) first (ADL),
 instead of being sold into the book.
 Money is in quote currency; ``units`` in the asset.
 """
@@ -26,6 +26,10 @@ import jax.numpy as jnp
 
 from stresslab.market.liquidity import ONE_PERCENT
 from stresslab.market.reduce import fixed_sum
+
+RESIDUAL = 1e-6
+"""Share of a cohort's initial units below which smooth triggers treat it as closed (tangents of
+ratios of vanishing units overflow)."""
 
 
 class CohortParams(NamedTuple):
@@ -115,9 +119,10 @@ def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, che
     """Smooth liquidation trigger (N, V, C) in [0, 1]: a sigmoid of the margin shortfall
     (maintenance - equity) per unit of notional, with width ``temperature`` (a fraction of notional).
     It tends to the hard rule as the temperature goes to 0."""
-    notional = jnp.maximum(units * price[..., None], 1e-30)
-    shortfall = (maintenance(cp, units, price) - equity(cp, units, price, check)) / notional
-    return jnp.where(units > 0, jax.nn.sigmoid(shortfall / temperature), 0.0)
+    held = units > RESIDUAL * cp.units0  # a cohort with a residue of its units left counts as closed
+    safe = jnp.where(held, units, 1.0)  # the double where: no 0/0 (or overflowing tangents) in the other branch
+    shortfall = (maintenance(cp, safe, price) - equity(cp, safe, price, check)) / (safe * price[..., None])
+    return jnp.where(held, jax.nn.sigmoid(shortfall / temperature), 0.0)
 
 
 def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,
@@ -145,8 +150,9 @@ def bankruptcy_price(cp: CohortParams, value: jnp.ndarray | None = None) -> jnp.
 def execution_fraction(lp: LiquidationParams, queue_notional: jnp.ndarray, depth: jnp.ndarray,
                        law: str) -> jnp.ndarray:
     """Share of the liquidation queue executed this step under the order-size cap and collar (N,)."""
-    ratio = lp.collar / ONE_PERCENT
-    collar_cap = depth * (ratio if law == "linear" else ratio**2)
+    has_collar = jnp.isfinite(lp.collar)
+    ratio = jnp.where(has_collar, lp.collar, 0.0) / ONE_PERCENT  # no inf in the product: its tangent would be NaN
+    collar_cap = jnp.where(has_collar, depth * (ratio if law == "linear" else ratio**2), jnp.inf)
     cap = jnp.minimum(lp.max_order, collar_cap)
     return jnp.where(queue_notional > cap, cap / jnp.maximum(queue_notional, 1e-30), 1.0)
 
@@ -209,7 +215,8 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
     bankrupt = exhausted & bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)
     eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
-    score = jnp.where(eligible, pnl / cp.margin_per_unit * (price[..., None] / (value + pnl)), -jnp.inf)
+    # BitMEX ranking: PnL percentage of the entry value x effective leverage (notional / equity).
+    score = jnp.where(eligible, pnl / cp.entry * (price[..., None] / (value + pnl)), -jnp.inf)
     capacity = jnp.where(eligible, units, 0.0)
     need_long, need_short = _side_sum(jnp.where(bankrupt, units, 0.0), cp.side)
     need = jnp.where(long, need_short[..., None], need_long[..., None])  # what each counterparty side absorbs

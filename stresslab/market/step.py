@@ -71,6 +71,7 @@ class MarketState(NamedTuple):
     units: open units per cohort (N, V, C).  in_liq: cohort under liquidation (N, V, C), 1 or 0
     (a weight in [0, 1] with smooth triggers).
     hedge: dealer hedge, dollars (constant gamma) or units (options) (N, V).
+    backlog: sell-program notional due but not executed because its venue was halted (N, P).
     ledger: money flows (N, V).  funding: premium and funding received per unit.
     breakers: halts.  haircut: collateral haircut (N, V).  y_c: collateral-asset log-price (N, V).
     mark: smoothed mark log-price (N, V).  defensive_units (N, V, D), stopped (N, V, D): defensive traders.
@@ -81,6 +82,7 @@ class MarketState(NamedTuple):
     y: jnp.ndarray
     book: liquidity.LiquidityState
     remaining: jnp.ndarray
+    backlog: jnp.ndarray
     units: jnp.ndarray
     in_liq: jnp.ndarray
     hedge: jnp.ndarray
@@ -151,6 +153,7 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
         y=zeros,
         book=liquidity.initial_state(params.liquidity, n),
         remaining=jnp.broadcast_to(params.sell.total, (n, static.n_programs)).astype(dtype),
+        backlog=jnp.zeros((n, static.n_programs), dtype),
         units=units,
         in_liq=jnp.zeros((n, v, static.n_cohorts), dtype),
         hedge=hedge,
@@ -405,7 +408,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
 
     # Pre-flow flows: programs, arbitrage, volatility- and VaR-limited traders (none on halted venues).
     live = t >= p.sell.start
-    program_exec = jnp.where(live, jnp.minimum(state.remaining, p.sell.per_step), 0.0)
+    program_exec = jnp.where(live, jnp.minimum(state.remaining, p.sell.per_step + state.backlog), 0.0)
     exogenous = fixed_sum((p.sell.sign * program_exec)[..., None] * p.program_venue, -2)
     if static.arbitrage is not None:
         exogenous = exogenous + arbitrage.flows(p.arbitrage, static.arbitrage, y_fund, y_base, depth, static.impact)
@@ -458,7 +461,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     frac = _keep(static, trading, _execution_fraction(p, static, f, queue, fill_price), 0.0) * scale
     y_c = f.y_c_base
 
-    def settle(units, ledger, y_c):
+    def settle(units, ledger, y_c, solved, frac, fill_price, f):
         filled = solved * units * frac[..., None]
         y_c = _collateral_after(p, static, f, fixed_sum(filled * p.cohorts.margin_per_unit * p.collateral.share, -1))
         margin = _margin(p, static, f, y_c)
@@ -466,8 +469,11 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
                                         margin.reval)
         return units - filled, ledger, y_c
 
-    units, ledger, y_c = jax.lax.cond(jnp.any(queue.total_units * frac > 0), settle, lambda u, led, c: (u, led, c),
-                                      units, ledger, y_c)
+    # Operands are passed explicitly, not closed over: a cond inside scan with closed-over
+    # operands has given wrong values (and NaN tangents) on XLA CPU.
+    units, ledger, y_c = jax.lax.cond(jnp.any(queue.total_units * frac > 0), settle,
+                                      lambda u, led, c, *_: (u, led, c), units, ledger, y_c, solved, frac,
+                                      fill_price, f)
     y = _keep(static, trading, y, state.y)
     stop_fill = jnp.where(stopped & open_[..., None], defensive_units, 0.0) * jnp.asarray(scale)[..., None]
     defensive_sold = summary.defensive_sold + jnp.abs(fixed_sum(p.defensive.side * (
@@ -476,6 +482,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     stopped = jnp.where(open_[..., None], stopped, state.stopped)
     program_done = fixed_sum(p.program_venue * (trading * scale)[..., None, :], -1)
     remaining = state.remaining - program_exec * program_done
+    backlog = program_exec * (1.0 - program_done)  # waits for the venue to reopen, then executes at once
 
     hedge = state.hedge
     if static.dealer_book is not None:
@@ -499,16 +506,16 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         fund_state = fund_state._replace(premium_sum=fund_state.premium_sum + funding.premium(y, y_fund[..., None]))
         mark_now = s0 * jnp.exp(_mark(p, static, f, y))
 
-        def pay(fs, led):
+        def pay(fs, led, units, mark_now):
             fs, long_in, short_in = funding.pay(p.funding, fs, p.cohorts.side, units, mark_now, static.funding_every)
             return fs, led._replace(funding_long=led.funding_long + long_in, funding_short=led.funding_short + short_in)
 
-        fund_state, ledger = jax.lax.cond((t + 1) % static.funding_every == 0, pay, lambda fs, led: (fs, led),
-                                          fund_state, ledger)
+        fund_state, ledger = jax.lax.cond((t + 1) % static.funding_every == 0, pay, lambda fs, led, *_: (fs, led),
+                                          fund_state, ledger, units, mark_now)
     mark = _mark(p, static, f, y) if static.smoothing else state.mark
     unstable = jnp.any((phi >= 1.0) & open_, -1) if static.impact == "linear" else jnp.zeros_like(y_fund, bool)
-    new_state = MarketState(y_fund, y, book, remaining, units, in_liq, hedge, ledger, fund_state, breaker_state,
-                            haircut, y_c, mark, defensive_units, stopped, jnp.maximum(state.peak, y),
+    new_state = MarketState(y_fund, y, book, remaining, backlog, units, in_liq, hedge, ledger, fund_state,
+                            breaker_state, haircut, y_c, mark, defensive_units, stopped, jnp.maximum(state.peak, y),
                             jnp.minimum(state.trough, y))
     floored = jnp.any((jnp.abs(y - y_base) >= MAX_MOVE * (1.0 - 1e-6)) & open_, -1)
     finite = (jnp.all(jnp.isfinite(y), -1) & jnp.all(jnp.isfinite(depth), -1) & jnp.all(jnp.isfinite(hedge), -1)

@@ -1,0 +1,6 @@
+"""Gradient-based calibration of circuit breakers, haircuts and the liquidation engine's order size."""
+
+from stresslab.calibrate.loop import CalibrationResult, Evaluation, calibrate, evaluate
+from stresslab.calibrate.objective import objective
+
+__all__ = ["CalibrationResult", "Evaluation", "calibrate", "evaluate", "objective"]
