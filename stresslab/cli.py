@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or an output
 that cannot be written; 2 a usage problem (bad config, missing file, bad ``--set``,
-an output that exists without ``--overwrite``). Problems are reported as one line
-on stderr, ``error: ...``, never as a traceback.
+an output that exists without ``--overwrite``, devices or processes that cannot be
+had). Problems are reported as one line on stderr, ``error: ...``, never as a traceback.
+In a multi-process run every process exits with the code of the first failure.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import click
 import xarray as xr
 
 from stresslab import __version__
-from stresslab.api import simulate
+from stresslab.api import run_identity, simulate, simulate_distributed
+from stresslab.calibrate import loop as calibration
 from stresslab.config.loading import ConfigError, ScenarioSet, load_config
+from stresslab.engine import distributed
+from stresslab.engine.devices import PLATFORMS, SettingError
 from stresslab.errors import StresslabError
 from stresslab.io import store
 from stresslab.io.checkpoint import Checkpoint, partial_dir
@@ -48,6 +52,10 @@ def _reported() -> Iterator[None]:
         yield
     except (ConfigError, FileExistsError) as err:
         raise _Failure(str(err), USAGE_ERROR) from None
+    except SettingError as err:
+        raise _Failure(f"--{err.setting.replace('_', '-')}: {err.reason}", USAGE_ERROR) from None
+    except distributed.PeerError as err:
+        raise _Failure(str(err), USAGE_ERROR if err.usage else RUN_ERROR) from None
     except StresslabError as err:
         raise _Failure(str(err), RUN_ERROR) from None
     except OSError as err:
@@ -96,27 +104,51 @@ def main() -> None:
                    "stop with an error, or warn and write the results with the affected paths flagged.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run with --out from the chunks it saved; the result is identical.")
+@click.option("--device", metavar="|".join(PLATFORMS),
+              help="Run on the CPU or on NVIDIA GPUs (default: a GPU if JAX finds one, else the CPU).")
+@click.option("--num-devices", type=int, metavar="N",
+              help="Split each chunk's paths over this many local devices (default: all); results do not depend on it.")
+@click.option("--coordinator", metavar="HOST:PORT",
+              help="Multi-process run: where process 0 listens (auto-detected under SLURM srun).")
+@click.option("--num-processes", type=int, metavar="N",
+              help="Multi-process run: how many processes run this command (auto-detected under SLURM srun; "
+                   "1 turns detection off).")
+@click.option("--process-id", type=int, metavar="I",
+              help="Multi-process run: this process's index, 0 to N-1 (auto-detected under SLURM srun).")
 @_set_option
 def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
-        overwrite: bool, on_error: str, resume: bool, overrides: tuple[str, ...]) -> None:
+        overwrite: bool, on_error: str, resume: bool, device: str | None, num_devices: int | None,
+        coordinator: str | None, num_processes: int | None, process_id: int | None,
+        overrides: tuple[str, ...]) -> None:
     """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics.
 
     With --out, every finished chunk is saved beside the output (OUT.partial)
     until the result is written, so a run that is killed can be resumed.
+
+    Paths are split over all local devices. Run the same command in several
+    processes (--coordinator, --num-processes, --process-id, or srun under SLURM)
+    to split them over machines: each process simulates its share into OUT.partial,
+    and process 0 writes OUT, identical to a single-process run.
     """
     settings = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
     overrides += tuple(f"simulation.{key}={value}" for key, value in settings.items() if value is not None)
     with _reported():
-        scenarios = load_config(config, overrides)
+        cluster = distributed.initialize(coordinator, num_processes, process_id)
         if resume and out is None:
             raise _Failure("--resume needs --out: only runs that write their results save chunks", USAGE_ERROR)
+        if cluster.count > 1:
+            _run_distributed(config, overrides, cluster, out, overwrite=overwrite, on_error=on_error, resume=resume,
+                             device=device, num_devices=num_devices)
+            return
+        scenarios = load_config(config, overrides)
         chunks = None
         if out is not None:
             store.check_target(out, overwrite=overwrite)
-            chunks = Checkpoint(partial_dir(out), _identity(scenarios), resume=resume)
+            chunks = Checkpoint(partial_dir(out), run_identity(scenarios), resume=resume)
         try:
             with _warnings_as_lines():
-                ds = simulate(scenarios, progress=True, checkpoint=chunks, on_error=on_error)
+                ds = simulate(scenarios, progress=True, checkpoint=chunks, on_error=on_error, device=device,
+                              num_devices=num_devices)
         except KeyboardInterrupt:
             if chunks is None:
                 raise _Failure("interrupted; nothing was saved (runs without --out keep no chunks)",
@@ -131,6 +163,27 @@ def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None
         click.echo(f"results: {out}")
 
 
+def _run_distributed(config: str, overrides: tuple[str, ...], cluster: distributed.Cluster, out: Path | None, *,
+                     overwrite: bool, on_error: str, resume: bool, device: str | None, num_devices: int | None) -> None:
+    """This process's part of a multi-process run; process 0 prints the summary.
+
+    The config is read inside the run, so that a process that cannot read it stops the others.
+    """
+    if out is None:
+        raise _Failure("--out is needed to run more than one process: each process writes its paths beside it, "
+                       "on a file system all processes share", USAGE_ERROR)
+    try:
+        with _warnings_as_lines():
+            ds = simulate_distributed(config, out, overrides=overrides, progress=cluster.leader, on_error=on_error,
+                                      overwrite=overwrite, resume=resume, device=device, num_devices=num_devices)
+    except KeyboardInterrupt:
+        raise _Failure(f"interrupted; the paths finished so far are saved in {partial_dir(out)}. "
+                       "Run the same command with --resume to continue", INTERRUPTED) from None
+    if ds is not None:
+        click.echo(_format_summary(ds))
+        click.echo(f"results: {out}")
+
+
 @main.command()
 @click.argument("config")
 @_set_option
@@ -140,6 +193,41 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
         scenarios = load_config(config, overrides)
     click.echo(scenarios.to_toml())
     click.echo(f"# {_describe_sweep(scenarios)}")
+
+
+@main.command(name="calibrate")
+@click.argument("config")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Output directory (default: the config's name with the suffix .calibration).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--netcdf", is_flag=True, help="Write the trace as netCDF (trace.nc) instead of Zarr (trace.zarr).")
+@_set_option
+def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, overrides: tuple[str, ...]) -> None:
+    """Tune the controls in CONFIG's [calibration] section by gradient descent; write DIR/trace and
+    DIR/calibrated.toml (a config `stresslab run` accepts as it is)."""
+    target = out if out is not None else Path(Path(config).stem + ".calibration")
+    with _reported():
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+        with _warnings_as_lines():
+            result = calibration.calibrate(config, overrides=overrides, progress=True)
+        target.mkdir(parents=True, exist_ok=True)
+        store.write(result.trace, target / ("trace.nc" if netcdf else "trace.zarr"), overwrite=True)
+        staged = target / "calibrated.toml.partial"
+        staged.write_text(result.to_toml())
+        staged.replace(target / "calibrated.toml")
+    click.echo(_format_calibration(result))
+    click.echo(f"results: {target}")
+
+
+def _format_calibration(result: calibration.CalibrationResult) -> str:
+    """Tuned values and the held-out hard-rule objective before and after, with 95 % intervals."""
+    lines = [f"{'control':<32}{'initial':>14}{'tuned':>14}"]
+    lines += [f"{name:<32}{result.initial[name]:>14.6g}{value:>14.6g}" for name, value in result.values.items()]
+    for label, ev in (("before", result.before), ("after", result.after)):
+        lines.append(f"held-out objective {label}: {ev.objective:.6g} (95 % CI {ev.lower:.6g} to {ev.upper:.6g}, "
+                     f"{ev.paths} paths, hard rules)")
+    return "\n".join(lines)
 
 
 @main.command()
@@ -157,11 +245,6 @@ def report(result: Path, out: Path | None, overwrite: bool) -> None:
             raise _Failure(str(err), USAGE_ERROR) from None
         written = write_report(ds, target, overwrite=overwrite)
     click.echo(f"report: {written / HTML_FILE}")
-
-
-def _identity(scenarios: ScenarioSet) -> dict[str, object]:
-    """What determines a run's numbers: a partial run is resumed only if this matches."""
-    return {"config": scenarios.to_toml(), "version": __version__}
 
 
 def _format_summary(ds: xr.Dataset) -> str:

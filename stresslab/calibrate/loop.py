@@ -28,6 +28,7 @@ from stresslab.calibrate.objective import Problem, evaluator, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.runner import precision
+from stresslab.errors import StresslabError
 
 BOOTSTRAP = 400
 """Bootstrap resamples of the held-out paths for the confidence interval."""
@@ -124,7 +125,7 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
                 value, grad_values = ev.value_and_grad(values, float(tau))
                 grad_u = grad_values * (hi - lo) * jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u))
                 if not (jnp.isfinite(value) and jnp.all(jnp.isfinite(grad_u))):
-                    raise FloatingPointError(f"calibration: non-finite objective or gradient at iteration "
+                    raise StresslabError(f"calibration: non-finite objective or gradient at iteration "
                                              f"{len(path_history)} (values {np.asarray(values)})")
                 updates, state = optimizer.update(grad_u, state, u)
                 u = optax.apply_updates(u, updates)

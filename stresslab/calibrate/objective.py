@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stresslab.calibrate import parameters
-from stresslab.config.loading import load_config
+from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
 from stresslab.engine.runner import LANE_PAD, precision
 from stresslab.engine.scan import simulate_chunk
@@ -48,16 +48,16 @@ def problem(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence
     """Load a config with a ``[calibration]`` section and check its controls."""
     scenarios = load_config(config, overrides)
     if len(scenarios.scenarios) != 1:
-        raise ValueError("calibration needs a single scenario; remove the sweep (a list where one value is expected)")
+        raise ConfigError("calibration needs a single scenario; remove the sweep (a list where one value is expected)")
     cfg = scenarios.scenarios[0]
     if cfg.calibration is None:
-        raise ValueError("the config has no [calibration] section (see README, Calibration)")
+        raise ConfigError("the config has no [calibration] section (see README, Calibration)")
     cal = cfg.calibration
     names = tuple(p.name for p in cal.parameters)
     initial = {p.name: parameters.config_value(cfg, p.name) for p in cal.parameters}
     for p in cal.parameters:
         if not p.lower < initial[p.name] < p.upper:
-            raise ValueError(f"calibration.parameters: {p.name} starts at {initial[p.name]:g}, which must lie "
+            raise ConfigError(f"calibration.parameters: {p.name} starts at {initial[p.name]:g}, which must lie "
                              f"strictly between lower = {p.lower:g} and upper = {p.upper:g}")
     return Problem(cfg, cal, names, np.array([p.lower for p in cal.parameters]),
                    np.array([p.upper for p in cal.parameters]), initial)

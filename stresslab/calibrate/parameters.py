@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from stresslab.config.loading import ConfigError
 from stresslab.config.schema import Config
 from stresslab.market.params import Params, Static
 
@@ -27,14 +28,14 @@ def config_value(config: Config, name: str) -> float:
         index, field = int(rest[1]), rest[2]
         levels = config.breakers.levels
         if not config.breakers.enabled or index >= len(levels):
-            raise ValueError(f"calibration.parameters: {name} needs breakers.enabled and a level {index} "
+            raise ConfigError(f"calibration.parameters: {name} needs breakers.enabled and a level {index} "
                              f"(there are {len(levels)})")
         return float(getattr(levels[index], field))
     if section == "haircuts" and not config.haircuts.enabled:
-        raise ValueError(f"calibration.parameters: {name} needs haircuts.enabled = true")
+        raise ConfigError(f"calibration.parameters: {name} needs haircuts.enabled = true")
     value = getattr(getattr(config, section), rest[0])
     if value is None:
-        raise ValueError(f"calibration.parameters: {name} has no value in the config; give it one to start from")
+        raise ConfigError(f"calibration.parameters: {name} has no value in the config; give it one to start from")
     return float(value)
 
 
