@@ -1,7 +1,9 @@
-"""The Python entry points: ``simulate`` a config into an ``xarray.Dataset``."""
+"""The Python entry points: ``simulate`` a config into an ``xarray.Dataset``, on one process or many."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,15 +16,25 @@ from tqdm.auto import tqdm
 from stresslab import __version__, status
 from stresslab.config.loading import ScenarioSet, load_config
 from stresslab.config.schema import Config
-from stresslab.engine.runner import run_scenario
-from stresslab.io.checkpoint import Checkpoint
+from stresslab.engine import devices as device_choice
+from stresslab.engine import distributed
+from stresslab.engine.runner import ScenarioResult, precision, run_paths, run_scenario
+from stresslab.engine.scan import simulate_chunk
+from stresslab.io import store
+from stresslab.io.checkpoint import Checkpoint, partial_dir
 from stresslab.io.dataset import assemble
+from stresslab.market.params import Static, build
+
+STAGING = "paths"
+"""Name of the shared store of a multi-process run, inside the output's ``.partial`` directory."""
+
+ConfigLike = str | Path | Mapping[str, Any] | Config | ScenarioSet
 
 
-def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, paths: int | None = None,
-             seed: int | None = None, overrides: Iterable[str] = (), chunk_size: int | None = None,
-             progress: bool = False, on_error: Literal["raise", "warn"] = "raise",
-             checkpoint: Checkpoint | None = None) -> xr.Dataset:
+def simulate(config: ConfigLike, *, paths: int | None = None, seed: int | None = None,
+             overrides: Iterable[str] = (), chunk_size: int | None = None, progress: bool = False,
+             on_error: Literal["raise", "warn"] = "raise", checkpoint: Checkpoint | None = None,
+             device: Literal["cpu", "gpu"] | None = None, num_devices: int | None = None) -> xr.Dataset:
     """Run every scenario of a config and return the results as one Dataset.
 
     Args:
@@ -31,45 +43,179 @@ def simulate(config: str | Path | Mapping[str, Any] | Config | ScenarioSet, *, p
         seed: random seed (default ``simulation.seed``).
         overrides: ``"a.b=value"`` strings applied before validation.
         chunk_size: paths per chunk (default ``simulation.chunk_size``, "auto" sizes it
-            to the device memory). Results are identical for any chunk size.
+            to the devices' memory). Results are identical for any chunk size.
         progress: show a progress bar over paths.
         on_error: ``"raise"`` or ``"warn"`` when the kernel recorded a problem that makes numbers
             untrustworthy (unstable feedback, an exhausted book, non-finite state); see ``stresslab.status``.
         checkpoint: save each finished chunk there, and reuse the chunks already
             saved (resuming an interrupted run gives identical results).
+        device: ``"cpu"`` or ``"gpu"`` (default: JAX's default backend, a GPU if the CUDA
+            build of JAX finds one).
+        num_devices: how many local devices of that kind share each chunk's paths
+            (default: all). Results are identical for any number.
 
     Returns:
         Dataset with dims ``scenario``, ``path``, ``time``, ``quantile``: per-path
         outputs, quantile bands over time, optional sample paths; the resolved
-        config, seed and versions as attributes.
+        config, seed, versions and the devices used as attributes.
 
     Raises:
         ConfigError: the config is invalid (message names the field).
+        SettingError: the devices asked for are not available.
         StresslabError: the run produced numbers that cannot be trusted.
     """
-    given = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
-    overrides = [*overrides, *(f"simulation.{k}={v}" for k, v in given.items() if v is not None)]
-    scenarios = load_config(config, overrides)
-    sim = scenarios.scenarios[0].simulation
-    paths, seed = sim.paths, sim.seed
-    chunk_size = None if sim.chunk_size == "auto" else sim.chunk_size
+    scenarios, paths, seed, chunk_size = _resolve(config, paths, seed, chunk_size, overrides)
+    targets = device_choice.select(device, num_devices)
     results = []
     with tqdm(total=paths * len(scenarios.scenarios), unit="path", disable=not progress,
               desc="simulating", dynamic_ncols=True) as bar:
         for i, scenario in enumerate(scenarios.scenarios):
             result = run_scenario(scenario, paths=paths, seed=seed, chunk_size=chunk_size, progress=bar,
-                                  checkpoint=checkpoint, index=i)
+                                  checkpoint=checkpoint, index=i, devices=targets)
             status.report(result.per_path, i, scenario.simulation.dt, on_error)
             results.append(result)
-    attrs = {
+    return assemble(scenarios, results, seed=seed, attrs=_provenance(paths, targets.platform, len(targets), 1))
+
+
+def simulate_distributed(config: ConfigLike, out: str | os.PathLike[str], *, paths: int | None = None,
+                         seed: int | None = None, overrides: Iterable[str] = (), chunk_size: int | None = None,
+                         progress: bool = False, on_error: Literal["raise", "warn"] = "raise",
+                         overwrite: bool = False, resume: bool = False,
+                         device: Literal["cpu", "gpu"] | None = None,
+                         num_devices: int | None = None) -> xr.Dataset | None:
+    """Run a config over all the processes of a ``jax.distributed`` run and write the result to ``out``.
+
+    Every process calls it with the same arguments, after
+    :func:`stresslab.engine.distributed.initialize`. Each simulates a contiguous slice of
+    every scenario's paths on its local devices and writes it into its region of one
+    Zarr store in ``OUT.partial/``; process 0 then checks the paths as :func:`simulate`
+    does, assembles the Dataset and writes it to ``out`` (as ``stresslab.io.store.write``).
+    The Dataset is identical to a single-process run's, apart from the ``device_count``
+    and ``process_count`` attributes. With one process it simply runs here.
+
+    Args:
+        config, paths, seed, overrides, chunk_size, on_error, device, num_devices: as for
+            :func:`simulate` (``num_devices`` counts each process's own devices).
+        out: the result, a Zarr directory or a ``.nc`` file, on a file system all
+            processes share.
+        progress: show a progress bar over this process's paths.
+        overwrite: replace an existing ``out``.
+        resume: continue an interrupted run from the paths already stored (any number of
+            processes); the result is identical.
+
+    Returns:
+        The Dataset on process 0, None on the other processes.
+
+    Raises:
+        ConfigError, SettingError, StresslabError: as :func:`simulate`, on every process.
+        FileExistsError: ``out`` exists without ``overwrite``, or an unfinished run is in
+            the way without ``resume``.
+        PeerError: another process failed (its message says why).
+    """
+    messages = distributed.Messages(distributed.current())
+    try:
+        return _run_part(messages, config, out, paths=paths, seed=seed, overrides=overrides, chunk_size=chunk_size,
+                         progress=progress, on_error=on_error, overwrite=overwrite, resume=resume, device=device,
+                         num_devices=num_devices)
+    except distributed.PeerError:
+        raise
+    except BaseException as failure:
+        messages.abort(failure)
+        raise
+
+
+def _run_part(messages: distributed.Messages, config: ConfigLike, out: str | os.PathLike[str], *, paths: int | None,
+              seed: int | None, overrides: Iterable[str], chunk_size: int | None, progress: bool, on_error: str,
+              overwrite: bool, resume: bool, device: str | None, num_devices: int | None) -> xr.Dataset | None:
+    """This process's part of ``simulate_distributed``: prepare, simulate its paths, and (process 0) finish."""
+    cluster = messages.cluster
+    partial = partial_dir(out)
+    staging = partial / STAGING
+    scenarios, paths, seed, chunk_size = _resolve(config, paths, seed, chunk_size, overrides)
+    targets = device_choice.select(device, num_devices)
+    messages.send("ready")
+    messages.gather("ready")  # every process can run: only now is anything written
+    if cluster.leader:
+        store.check_target(out, overwrite=overwrite)
+        Checkpoint(partial, run_identity(scenarios), resume=resume)
+        layout = _layout(scenarios, paths, seed, cluster)
+        if not (resume and store.PathStore.exists(staging) and store.PathStore(staging).holds(layout)):
+            store.PathStore.create(staging, layout)
+        messages.send("prepared")
+    else:
+        messages.receive("prepared", 0)
+    shared = store.PathStore(staging)
+    start, stop = distributed.span(paths, shared.block, cluster)
+    with tqdm(total=(stop - start) * len(scenarios.scenarios), unit="path", disable=not progress,
+              desc="simulating", dynamic_ncols=True) as bar:
+        statics = [run_paths(scenario, seed=seed, start=start, stop=stop, chunk_size=chunk_size, devices=targets,
+                             progress=bar, checkpoint=shared, index=i, on_chunk=lambda *_: messages.check())
+                   for i, scenario in enumerate(scenarios.scenarios)]
+    if not cluster.leader:
+        messages.send("simulate", devices=len(targets))
+        messages.receive("finish", 0)
+        return None
+    peers = messages.gather("simulate", range(1, cluster.count))
+    device_count = len(targets) + sum(int(peer["devices"]) for peer in peers)
+    ds = _finish(scenarios, shared, statics, out, seed=seed, on_error=on_error, overwrite=overwrite,
+                 attrs=_provenance(paths, targets.platform, device_count, cluster.count))
+    shutil.rmtree(partial, ignore_errors=True)
+    messages.send("finish")
+    return ds
+
+
+def _finish(scenarios: ScenarioSet, shared: store.PathStore, statics: list[Static], out: str | os.PathLike[str], *,
+            seed: int, on_error: str, overwrite: bool, attrs: dict[str, object]) -> xr.Dataset:
+    """Check and assemble every scenario's paths from the shared store, as ``simulate`` does, and write the result."""
+    results = []
+    for i, (scenario, static) in enumerate(zip(scenarios.scenarios, statics, strict=True)):
+        per_path, recorded = shared.read(i)
+        status.report(per_path, i, scenario.simulation.dt, on_error)
+        results.append(ScenarioResult(per_path, recorded, static))
+    ds = assemble(scenarios, results, seed=seed, attrs=attrs)
+    store.write(ds, out, overwrite=overwrite)
+    return ds
+
+
+def _layout(scenarios: ScenarioSet, paths: int, seed: int, cluster: distributed.Cluster) -> dict[str, object]:
+    """The shared store's arrays: the kernel's outputs (traced, not run) for every scenario and path."""
+    scenario = scenarios.scenarios[0]
+    with precision(scenario.simulation.dtype):
+        params, static = build(scenario)
+        out, rec = jax.eval_shape(lambda p, k: simulate_chunk(p, static, k, jax.numpy.uint32(0), 1), params,
+                                  jax.random.key(seed))
+    per_path = {name: value.dtype for name, value in out.items()}
+    recorded = {name: (value.dtype, value.shape[0]) for name, value in rec.items()}
+    bytes_per_path = sum(dtype.itemsize * points for dtype, points in recorded.values())
+    block = distributed.block_size(paths, cluster.count, bytes_per_path, store.ZARR_CHUNK_BYTES)
+    return store.path_layout(len(scenarios.scenarios), paths, block, per_path, recorded)
+
+
+def _resolve(config: ConfigLike, paths: int | None, seed: int | None, chunk_size: int | None,
+             overrides: Iterable[str]) -> tuple[ScenarioSet, int, int, int | None]:
+    """The scenarios, with paths, seed and chunk size ("auto": None) resolved from the arguments and the config."""
+    given = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
+    overrides = [*overrides, *(f"simulation.{k}={v}" for k, v in given.items() if v is not None)]
+    scenarios = load_config(config, overrides)
+    sim = scenarios.scenarios[0].simulation
+    return scenarios, sim.paths, sim.seed, None if sim.chunk_size == "auto" else sim.chunk_size
+
+
+def run_identity(scenarios: ScenarioSet) -> dict[str, object]:
+    """What determines a run's numbers: a partial run is resumed only if this matches."""
+    return {"config": scenarios.to_toml(), "version": __version__}
+
+
+def _provenance(paths: int, platform: str, device_count: int, process_count: int) -> dict[str, object]:
+    return {
         "stresslab_version": __version__,
         "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-        "device_count": jax.device_count(),
+        "backend": platform,
+        "device_count": device_count,
+        "process_count": process_count,
         "git_commit": _git_commit(),
         "paths": paths,
     }
-    return assemble(scenarios, results, seed=seed, attrs=attrs)
 
 
 def _git_commit() -> str:

@@ -117,7 +117,7 @@ def run_paths(config: Config, *, seed: int, start: int, stop: int, chunk_size: i
         The scenario's static settings (shapes, record points).
     """
     devices = devices or select()
-    with precision(config.simulation.dtype):
+    with precision(config.simulation.dtype), jax.default_device(devices.devices[0]):
         params, static = build(config)
         paths = stop - start
         if paths <= 0:

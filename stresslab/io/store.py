@@ -172,6 +172,10 @@ class PathStore:
         """Whether a complete (possibly partly filled) store is at ``directory``."""
         return (Path(directory) / LAYOUT_FILE).exists()
 
+    def holds(self, layout: Mapping[str, object]) -> bool:
+        """Whether this store has the arrays of ``layout``, whatever its block size (a resume keeps the stored one)."""
+        return {**self.layout, "block": None} == {**layout, "block": None}
+
     def _array(self, group: str, name: str) -> zarr.Array:
         return zarr.open_array(store=str(self.directory / group / name), mode="r+")
 

@@ -1,0 +1,152 @@
+"""Devices: a chunk's paths split over local devices give bit-identical results; device choice and chunk sizing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jax
+import pytest
+import xarray as xr
+from click.testing import CliRunner, Result
+
+import stresslab
+from stresslab import cli
+from stresslab.config.loading import load_config
+from stresslab.engine import devices, runner
+from stresslab.engine.devices import Devices, SettingError
+from stresslab.io import store
+from stresslab.market.params import build
+
+CONFIG = """
+[simulation]
+paths = 300
+horizon = "1h"
+dt = "1min"
+record_points = 12
+keep_paths = 3
+
+[market]
+sigma = [0.9, 1.4]
+jumps = { intensity = 300, mean = -0.02, std = 0.02 }
+shocks = [{ type = "gap", at = "20min", size = -0.04 }]
+
+[[positions]]
+side = "long"
+leverage = 30
+notional = 5e6
+
+[[positions]]
+side = "short"
+leverage = 10
+notional = 2e6
+"""
+FOUR_CPU_DEVICES = "--xla_force_host_platform_device_count=4"
+RUNS = {"1": "num_devices=1", "2": "num_devices=2", "4": "num_devices=4", "default": ""}
+SCRIPT = """
+import sys
+import tomllib
+import jax
+import stresslab
+from stresslab.io import store
+assert len(jax.local_devices()) == 4, jax.local_devices()
+config, out = sys.argv[1], sys.argv[2]
+""" + "".join(f"store.write(stresslab.simulate(config, {args}), f'{{out}}/{name}.nc')\n" for name, args in RUNS.items())
+HARDWARE = ("device_count",)
+"""Attributes that say which hardware ran the paths."""
+
+
+def _subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python that imports this checkout of stresslab."""
+    root = str(Path(stresslab.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _without(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
+    """``ds`` without the attributes ``names``."""
+    out = ds.copy()
+    out.attrs = {k: v for k, v in ds.attrs.items() if k not in names}
+    return out
+
+
+def test_results_are_bit_identical_on_1_2_and_4_devices(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, config, tmp_path], capture_output=True, text=True,
+                          timeout=600, env=_subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
+    assert done.returncode == 0, done.stderr
+    results = {name: store.read(tmp_path / f"{name}.nc").load() for name in RUNS}
+    one = results["1"]
+    assert (one.liquidated_long > 0).any() and one.sizes["scenario"] == 2
+    for name, ds in results.items():
+        expected = {"1": 1, "2": 2}.get(name, 4)
+        assert ds.attrs["device_count"] == expected, name
+        xr.testing.assert_identical(_without(ds, HARDWARE), _without(one, HARDWARE))
+
+
+def test_select_devices() -> None:
+    assert devices.select() == Devices(tuple(jax.local_devices()))
+    assert len(devices.select("cpu", 1)) == 1 and devices.select("cpu").platform == "cpu"
+    with pytest.raises(SettingError, match="device: must be one of cpu, gpu"):
+        devices.select("tpu")
+    for count in (0, len(jax.local_devices(backend="cpu")) + 1):
+        with pytest.raises(SettingError, match="num_devices: must be between 1 and"):
+            devices.select("cpu", count)
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="a GPU is present")
+def test_asking_for_a_gpu_without_one_says_how_to_get_one() -> None:
+    with pytest.raises(SettingError, match=r"device: no GPU is visible to JAX .*pip install 'stresslab\[cuda\]'"):
+        devices.select("gpu")
+
+
+def _invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    pytest.param(("--device", "tpu"), "error: --device: must be one of cpu, gpu (got 'tpu')", id="unknown"),
+    pytest.param(("--num-devices", "0"), "error: --num-devices: must be between 1 and", id="zero"),
+    pytest.param(("--device", "gpu"), "error: --device: no GPU is visible to JAX", id="no-gpu",
+                 marks=pytest.mark.skipif(jax.default_backend() == "gpu", reason="a GPU is present")),
+])
+def test_device_options_fail_in_one_line(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    result = _invoke("run", config, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_each_device_runs_a_multiple_of_64_paths() -> None:
+    for chunk in (1, 63, 64, 65, 300, 1000):
+        for count in (1, 2, 3, 4, 8):
+            share = runner.per_device(chunk, count)
+            assert share % runner.LANE_PAD == 0 and share * count >= chunk
+            assert share - runner.LANE_PAD < -(-chunk // count)
+    assert runner.per_device(300, 1) == 320 and runner.per_device(300, 4) == 128
+
+
+class _FakeGPU:
+    """Stands in for an accelerator with 16 GiB of memory."""
+
+    platform = "gpu"
+
+    def memory_stats(self) -> dict[str, int]:
+        return {"bytes_limit": 16 * 2**30}
+
+
+def test_auto_chunk_follows_device_memory() -> None:
+    _, static = build(load_config(tomllib.loads(CONFIG)).scenarios[0])
+    paths = 10**9
+    one, two = (runner.auto_chunk(static, paths, Devices((_FakeGPU(),) * n)) for n in (1, 2))
+    assert 1.9 * one < two <= 2.1 * one  # each accelerator brings its own memory
+    assert one > runner.MAX_AUTO_CHUNK  # 40 % of 16 GiB holds far more than the CPU budget
+    cpu = jax.local_devices(backend="cpu")[0]
+    assert runner.auto_chunk(static, paths, Devices((cpu,))) == runner.auto_chunk(static, paths, Devices((cpu,) * 4))
+    assert runner.auto_chunk(static, 100, Devices((_FakeGPU(),))) == 100

@@ -1,0 +1,208 @@
+"""Multi-process runs: two processes on localhost write the single-process Dataset; failures stop every process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+import xarray as xr
+from click.testing import CliRunner, Result
+
+import stresslab
+from stresslab import api, cli
+from stresslab.engine import distributed, runner
+from stresslab.engine.distributed import Cluster
+from stresslab.io import store
+from stresslab.io.checkpoint import partial_dir
+
+CONFIG = """
+[simulation]
+paths = 300
+chunk_size = 100
+horizon = "1h"
+dt = "1min"
+record_points = 12
+keep_paths = 3
+
+[market]
+sigma = [0.9, 1.4]
+jumps = { intensity = 300, mean = -0.02, std = 0.02 }
+shocks = [{ type = "gap", at = "20min", size = -0.04 }]
+
+[[positions]]
+side = "long"
+leverage = 30
+notional = 5e6
+
+[[positions]]
+side = "short"
+leverage = 10
+notional = 2e6
+"""
+HARDWARE = ("device_count", "process_count")
+"""Attributes that say which hardware ran the paths."""
+SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[001-002]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+         "SLURM_LOCALID": "0"}
+
+
+def _without(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
+    out = ds.copy()
+    out.attrs = {k: v for k, v in ds.attrs.items() if k not in names}
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _run_processes(count: int, *args: str | Path, cwd: Path) -> list[subprocess.CompletedProcess]:
+    """``stresslab run ARGS`` in ``count`` processes joined through a coordinator on localhost."""
+    root = str(Path(stresslab.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    for name in SLURM:
+        env.pop(name, None)
+    coordinator = f"localhost:{_free_port()}"
+    started = [subprocess.Popen([sys.executable, "-m", "stresslab.cli", "run", *map(str, args),
+                                 "--coordinator", coordinator, "--num-processes", str(count),
+                                 "--process-id", str(i)], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(count)]
+    done = []
+    for process in started:
+        stdout, stderr = process.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return done
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xr.Dataset]:
+    """A config and its single-process result, written and read back."""
+    work = tmp_path_factory.mktemp("distributed")
+    (work / "c.toml").write_text(CONFIG)
+    store.write(stresslab.simulate(work / "c.toml"), work / "reference.zarr")
+    return work, store.read(work / "reference.zarr").load()
+
+
+def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, xr.Dataset]) -> None:
+    work, expected = reference
+    first, second = _run_processes(2, "c.toml", "--out", "two.zarr", cwd=work)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "depth VaR 99%" in first.stdout and "results: two.zarr" in first.stdout
+    assert second.stdout == "" and "error" not in second.stderr
+    ds = store.read(work / "two.zarr").load()
+    assert ds.attrs["process_count"] == 2 and ds.attrs["device_count"] == 2
+    assert (ds.liquidated_long > 0).any() and ds.sizes["scenario"] == 2
+    xr.testing.assert_identical(_without(ds, HARDWARE), _without(expected, HARDWARE))
+    assert not partial_dir(work / "two.zarr").exists()
+
+
+def test_a_failure_on_one_process_stops_all_with_its_message(reference: tuple[Path, xr.Dataset]) -> None:
+    work, _ = reference
+    first, second = _run_processes(2, "c.toml", "--out", "reference.zarr", cwd=work)
+    message = "reference.zarr already exists; pass overwrite=True (--overwrite) to replace it"
+    assert (first.returncode, second.returncode) == (2, 2)
+    assert first.stderr == f"error: {message}\n"
+    assert second.stderr == f"error: process 0: {message}\n"
+
+
+def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
+        reference: tuple[Path, xr.Dataset], monkeypatch: pytest.MonkeyPatch) -> None:
+    work, expected = reference
+    out = work / "resumed.zarr"
+    save = store.PathStore.save
+    saved = []
+
+    def save_then_stop(self: store.PathStore, *args: object) -> None:
+        save(self, *args)
+        saved.append(args)
+        if len(saved) == 4:  # scenario 0 and the first chunk of scenario 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.PathStore, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        api.simulate_distributed(work / "c.toml", out)
+    assert not out.exists() and (partial_dir(out) / api.STAGING).exists()
+    monkeypatch.setattr(store.PathStore, "save", save)
+    monkeypatch.setattr(distributed, "block_size", lambda *_: 64)  # as with another process count: stored one kept
+    simulated = []
+    real_run_chunk = runner.run_chunk
+    monkeypatch.setattr(runner, "run_chunk", lambda *args: simulated.append(args[3]) or real_run_chunk(*args))
+    ds = api.simulate_distributed(work / "c.toml", out, resume=True)
+    assert simulated == [100, 200]  # the chunks of 100 paths not stored before
+    assert ds.attrs["process_count"] == 1
+    xr.testing.assert_identical(_without(store.read(out).load(), HARDWARE), _without(expected, HARDWARE))
+    assert not partial_dir(out).exists()
+
+
+def test_spans_are_whole_blocks_that_cover_every_path() -> None:
+    for paths in (1, 64, 300, 1000, 123_457):
+        for count in (1, 2, 3, 8):
+            block = distributed.block_size(paths, count, 4 * 3 * 101, store.ZARR_CHUNK_BYTES)
+            assert block % runner.LANE_PAD == 0
+            spans = [distributed.span(paths, block, Cluster(process, count)) for process in range(count)]
+            assert spans[0][0] == 0 and spans[-1][1] == paths
+            for (_, stop), (start, _) in zip(spans, spans[1:], strict=False):
+                assert stop == start and (start % block == 0 or start == paths)
+            assert max(stop - start for start, stop in spans) - min(stop - start for start, stop in spans) <= block
+    assert distributed.block_size(10**9, 2, 4 * 3 * 101, store.ZARR_CHUNK_BYTES) * 4 * 3 * 101 <= store.ZARR_CHUNK_BYTES
+
+
+def _invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--num-processes", "0"), "error: --num-processes: must be at least 1 (got 0)"),
+    (("--num-processes", "2", "--process-id", "2", "--coordinator", "localhost:1234"),
+     "error: --process-id: must be less than the number of processes, 2 (got 2)"),
+    (("--process-id", "-1"), "error: --process-id: must be 0 or more (got -1)"),
+    (("--num-processes", "2", "--process-id", "0", "--coordinator", "localhost"),
+     "error: --coordinator: must be HOST:PORT with a port from 1 to 65535, e.g. node001:8476 (got 'localhost')"),
+    (("--num-processes", "2", "--process-id", "0"), "error: --coordinator: is needed to run more than one process"),
+    (("--num-processes", "2", "--coordinator", "localhost:1234"), "error: --process-id: is needed to run more"),
+    (("--coordinator", "localhost:1234"), "error: --num-processes: is needed with a coordinator or a process id"),
+])
+def test_bad_process_options_fail_in_one_line(args: tuple[str, ...], message: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SLURM:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "c.toml").write_text(CONFIG)
+    result = _invoke("run", tmp_path / "c.toml", "--out", tmp_path / "out.zarr", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
+    assert not jax.distributed.is_initialized()
+
+
+def test_more_than_one_process_needs_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.distributed, "initialize", lambda *_: Cluster(0, 2))
+    (tmp_path / "c.toml").write_text(CONFIG)
+    result = _invoke("run", tmp_path / "c.toml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --out is needed to run more than one process")
+
+
+def test_slurm_steps_are_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **settings: calls.append(settings))
+    monkeypatch.setattr(distributed, "current", lambda: Cluster(1, 2))
+    for name, value in SLURM.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.initialize() == Cluster(1, 2)
+    assert calls == [{"coordinator_address": None, "num_processes": None, "process_id": None}]  # JAX reads SLURM
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert distributed.initialize() == Cluster() and len(calls) == 1  # one task: nothing to join
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert distributed.initialize(num_processes=1) == Cluster() and len(calls) == 1  # turned off
+    for name in SLURM:
+        monkeypatch.delenv(name)
+    assert distributed.initialize() == Cluster() and len(calls) == 1
+    distributed.initialize("node001:8476", 2, 1)
+    assert calls[-1] == {"coordinator_address": "node001:8476", "num_processes": 2, "process_id": 1,
+                         "cluster_detection_method": "deactivate"}
