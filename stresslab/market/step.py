@@ -59,8 +59,9 @@ MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
-SMOOTH_ROUND_TOLERANCE = 1e-9
-"""With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this."""
+SMOOTH_ROUND_ULPS = 100.0
+"""With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this
+many machine epsilons (an early stop leaves a jump of that size in the relaxed objective)."""
 
 
 class MarketState(NamedTuple):
@@ -329,7 +330,7 @@ def _cascade(params: Params, static: Static, f: _Flow, in_liq: jnp.ndarray, stop
         k, *_, active = carry
         return (k < static.cascade_rounds) & jnp.any(active)
 
-    tolerance = SMOOTH_ROUND_TOLERANCE if static.smooth else 0.0
+    tolerance = SMOOTH_ROUND_ULPS * jnp.finfo(f.y_base.dtype).eps if static.smooth else 0.0
 
     def body(carry):
         k, y, solved, queue, queued, stops, phi, active = carry

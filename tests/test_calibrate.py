@@ -1,0 +1,152 @@
+"""Calibration: exact gradients of the smoothed objective, convergence to a known optimum, honest
+held-out improvement on a shipped config, and a calibrated config that runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import stresslab
+from stresslab.calibrate import parameters
+
+ROOT = Path(__file__).parent.parent
+
+
+def gradient_config(law: str) -> dict:
+    """A small float64 market where every tunable control matters: haircuts, the engine's order
+    size, and a breaker level (drop and halt length). Halt lengths are not whole steps: at whole
+    steps the relaxed halt countdown has a kink (left and right derivatives differ)."""
+    return {
+        "simulation": {"horizon": "40min", "dt": "1min", "dtype": "float64", "record_points": 4, "seed": 3},
+        "market": {"sigma": 1.5, "shocks": [{"type": "gap", "at": "10min", "size": -0.05}]},
+        "liquidity": {"depth": 2e6, "impact": law, "permanent_fraction": 0.5, "depletion": 0.5,
+                      "recovery_half_life": "10min"},
+        "position_grids": [{"side": "long", "notional": 2e7, "leverage_min": 5, "leverage_max": 40, "cohorts": 6,
+                            "maintenance_margin": 0.01}],
+        "liquidation": {"insurance_fund": 1e9, "max_order": 3e6},
+        "haircuts": {"enabled": True, "base": 0.05, "vol_sensitivity": 0.01, "depth_sensitivity": 0.1, "cap": 0.8},
+        "breakers": {"enabled": True, "levels": [{"drop": 0.08, "halt": 330.0}]},
+        "calibration": {
+            "measure": "es", "level": 0.9, "halt_cost": 0.02, "haircut_cost": 0.1, "paths": 64,
+            "parameters": [
+                {"name": "haircuts.base", "lower": 0.0, "upper": 0.5},
+                {"name": "haircuts.vol_sensitivity", "lower": 0.0, "upper": 0.1},
+                {"name": "liquidation.max_order", "lower": 1e5, "upper": 1e8},
+                {"name": "breakers.levels.0.drop", "lower": 0.01, "upper": 0.5},
+                {"name": "breakers.levels.0.halt", "lower": 60.0, "upper": 3600.0},
+            ],
+        },
+    }
+
+
+def central(f, x: dict, name: str, h: float) -> float:
+    up, down = dict(x), dict(x)
+    up[name] += h
+    down[name] -= h
+    return (float(f(up)) - float(f(down))) / (2 * h)
+
+
+@pytest.mark.parametrize("law,point", [("linear", 0), ("sqrt", 1), ("linear", 2)])
+def test_gradient_matches_central_differences(law, point):
+    shifts = [{}, {"haircuts.base": 0.12, "breakers.levels.0.halt": 430.0},
+              {"liquidation.max_order": 1.5e6, "breakers.levels.0.drop": 0.06, "haircuts.vol_sensitivity": 0.03}]
+    with jax.enable_x64(True):
+        f = stresslab.objective(gradient_config(law), temperature=2e-3)
+        x = {**f.initial, **shifts[point]}
+        grad = jax.grad(f)(x)
+        for name in f.names:
+            h = 1e-8 * max(abs(x[name]), 1e-3)  # small: the relaxed objective curves sharply
+            # central differences at h and h/2, Richardson-extrapolated: truncation error O(h^4)
+            numeric = (4 * central(f, x, name, h / 2) - central(f, x, name, h)) / 3
+            exact = float(grad[name])
+            scale = max(abs(numeric), abs(exact), 1e-8 * abs(float(f(x))) / max(abs(x[name]), 1e-3))
+            assert abs(exact - numeric) <= 1e-4 * scale, (name, exact, numeric)
+        assert any(abs(float(g)) > 0 for g in grad.values())
+
+
+def haircut_threshold_config(**calibration) -> dict:
+    """A long at 10x with 5 % maintenance: a haircut h liquidates it at once iff h > h* = 1 - 0.05 x 10 = 0.5.
+    A gap at 5 min then leaves bad debt of 5 % of its notional unless it was liquidated. Objective: mean bad
+    debt + haircut_cost x haircut, minimised just above h*."""
+    return {
+        "simulation": {"steps": 10, "dt": "1min", "dtype": "float64", "record_points": 2},
+        "market": {"sigma": 0.0, "shocks": [{"type": "gap", "at": "5min", "size": -0.15}]},
+        "liquidity": {"enabled": False},
+        "positions": [{"side": "long", "leverage": 10, "notional": 1e6, "maintenance_margin": 0.05}],
+        "liquidation": {"penalty": 0.0, "insurance_fund": 1e9, "adl": False},
+        "haircuts": {"enabled": True, "base": 0.3, "cap": 0.9},
+        "calibration": {"target": "bad_debt", "measure": "mean", "haircut_cost": 1e4, "paths": 16,
+                        "holdout_paths": 16, "iterations": 60, "learning_rate": 0.1, "temperature_start": 0.02,
+                        "temperature_end": 1e-4,
+                        "parameters": [{"name": "haircuts.base", "lower": 0.0, "upper": 0.9}], **calibration},
+    }
+
+
+def test_converges_to_the_known_optimum():
+    result = stresslab.calibrate(haircut_threshold_config())
+    tuned = result.values["haircuts.base"]
+    assert 0.5 < tuned < 0.53  # h* = 0.5, plus the relaxation's margin
+    assert result.before.objective == pytest.approx(5e4 + 0.3e4)  # bad debt 5 % of 1e6 + 1e4 x 0.3
+    assert result.after.objective == pytest.approx(1e4 * tuned)  # no bad debt, only the haircut's cost
+    assert result.trace.sizes["iteration"] == 60
+    assert np.all(np.isfinite(result.trace.grad_norm))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_heldout_objective_improves_on_a_shipped_config():
+    overrides = ["calibration.iterations=6", "calibration.paths=256", "calibration.holdout_paths=2000",
+                 "simulation.horizon=3h"]
+    result = stresslab.calibrate(ROOT / "configs" / "calibration" / "haircuts_crypto.toml", overrides=overrides)
+    assert result.after.upper < result.before.lower  # better, beyond the held-out confidence intervals
+    assert result.trace.objective[-1] < result.trace.objective[0]
+
+
+def test_cli_writes_trace_and_a_calibrated_config_that_runs(tmp_path):
+    config = tmp_path / "threshold.toml"
+    import tomli_w
+
+    config.write_text(tomli_w.dumps(haircut_threshold_config(iterations=3)))
+    out = tmp_path / "tuned"
+    done = subprocess.run([sys.executable, "-m", "stresslab.cli", "calibrate", str(config), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "held-out objective after" in done.stdout
+    assert (out / "trace.zarr").is_dir()
+    tuned = tomllib.loads((out / "calibrated.toml").read_text())
+    trace = stresslab.io.store.read(out / "trace.zarr")
+    assert tuned["haircuts"]["base"] != 0.3
+    assert list(trace.parameter.values) == ["haircuts.base"]
+    ran = subprocess.run([sys.executable, "-m", "stresslab.cli", "run", str(out / "calibrated.toml"),
+                          "--paths", "20"], capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr
+    again = subprocess.run([sys.executable, "-m", "stresslab.cli", "calibrate", str(config), "--out", str(out)],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and again.stderr.startswith("error:") and "--overwrite" in again.stderr
+
+
+def test_bad_calibration_sections_are_named():
+    raw = haircut_threshold_config()
+    raw["calibration"]["parameters"] = [{"name": "market.sigma", "lower": 0, "upper": 1}]
+    with pytest.raises(stresslab.ConfigError, match="cannot tune 'market.sigma'"):
+        stresslab.objective(raw)
+    raw = haircut_threshold_config()
+    raw["calibration"]["parameters"] = [{"name": "haircuts.base", "lower": 0.4, "upper": 0.9}]
+    with pytest.raises(stresslab.ConfigError, match="starts at 0.3, which must lie strictly between"):
+        stresslab.objective(raw)
+    raw = haircut_threshold_config()
+    raw["calibration"]["parameters"] = [{"name": "breakers.levels.0.drop", "lower": 0.01, "upper": 0.5}]
+    with pytest.raises(stresslab.ConfigError, match="needs breakers.enabled"):
+        stresslab.objective(raw)
+
+
+def test_bounded_transform_round_trips():
+    with jax.enable_x64(True):
+        for value, lower, upper in [(0.3, 0.0, 0.9), (420.0, 60.0, 3600.0), (1.5e6, 1e5, 1e8)]:
+            u = parameters.to_unconstrained(value, lower, upper)
+            assert float(parameters.to_bounded(jax.numpy.float64(u), lower, upper)) == pytest.approx(value, rel=1e-12)
