@@ -44,8 +44,9 @@ side = "short"
 leverage = 10
 notional = 2e6
 """
-HARDWARE = ("device_count", "process_count")
-"""Attributes that say which hardware ran the paths."""
+WHERE_AND_WHEN = ("device_count", "process_count", "git_commit")
+"""Attributes that say which hardware ran the paths, and the checkout's commit (it moves if a commit lands
+between the runs of a test)."""
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[001-002]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
          "SLURM_LOCALID": "0"}
 
@@ -99,7 +100,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
     ds = store.read(work / "two.zarr").load()
     assert ds.attrs["process_count"] == 2 and ds.attrs["device_count"] == 2
     assert (ds.liquidated_long > 0).any() and ds.sizes["scenario"] == 2
-    xr.testing.assert_identical(_without(ds, HARDWARE), _without(expected, HARDWARE))
+    xr.testing.assert_identical(_without(ds, WHERE_AND_WHEN), _without(expected, WHERE_AND_WHEN))
     assert not partial_dir(work / "two.zarr").exists()
 
 
@@ -137,7 +138,7 @@ def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
     ds = api.simulate_distributed(work / "c.toml", out, resume=True)
     assert simulated == [100, 200]  # the chunks of 100 paths not stored before
     assert ds.attrs["process_count"] == 1
-    xr.testing.assert_identical(_without(store.read(out).load(), HARDWARE), _without(expected, HARDWARE))
+    xr.testing.assert_identical(_without(store.read(out).load(), WHERE_AND_WHEN), _without(expected, WHERE_AND_WHEN))
     assert not partial_dir(out).exists()
 
 
