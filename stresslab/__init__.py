@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from stresslab.api import simulate  # noqa: E402
+from stresslab.api import simulate, simulate_distributed  # noqa: E402
 from stresslab.calibrate import calibrate, objective  # noqa: E402
 from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402
 from stresslab.errors import StresslabError  # noqa: E402
@@ -11,4 +11,4 @@ from stresslab.errors import StresslabError  # noqa: E402
 from stresslab.metrics import accessor as _accessor  # noqa: E402, F401
 
 __all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "calibrate", "load_config", "objective",
-           "simulate", "__version__"]
+           "simulate", "simulate_distributed", "__version__"]
