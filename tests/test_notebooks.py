@@ -2,6 +2,9 @@
 
 ``historical_comparison.ipynb`` runs every config in ``configs/historical/`` (found at run time); its test
 checks that the executed tail-metrics table has a row for each of those configs, with consistent numbers.
+``calibration_walkthrough.ipynb`` calibrates the haircuts of ``configs/calibration/haircuts_crypto.toml`` with a few
+iterations on a shortened horizon; its test checks that the held-out objective went down and that the before/after
+market comparison is consistent with it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,28 @@ ROOT = Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 HISTORICAL_CONFIGS = ROOT / "configs" / "historical"
 PATHS = "300"
-PATHS_BY_NOTEBOOK = {"historical_comparison.ipynb": "200"}
-"""Paths per scenario where a notebook runs several configs (each one compiles, which dominates the run time)."""
+PATHS_BY_NOTEBOOK = {"historical_comparison.ipynb": "200", "calibration_walkthrough.ipynb": "128"}
+"""Paths per scenario where a notebook runs several configs (each one compiles, which dominates the run time);
+for the calibration walkthrough, its training paths."""
+CALIBRATION_HOLDOUT_PATHS = 1000
+ENV_BY_NOTEBOOK = {
+    "calibration_walkthrough.ipynb": {
+        "STRESSLAB_NOTEBOOK_ITERATIONS": "4",
+        "STRESSLAB_NOTEBOOK_HOLDOUT_PATHS": str(CALIBRATION_HOLDOUT_PATHS),
+        "STRESSLAB_NOTEBOOK_HORIZON": "3h",  # the gap at 1 h and the two hours of high volatility after it
+    },
+}
+"""Further environment variables by notebook (about 80 s for the calibration walkthrough on a 2-core CPU)."""
+NOTEBOOK_ENV_VARS = ("STRESSLAB_NOTEBOOK_CONFIGS", *sorted({name for env in ENV_BY_NOTEBOOK.values() for name in env}))
+"""Cleared before each run, so that a developer's own settings never leak into a test."""
 CELL_TIMEOUT_S = 300
 """Seconds per cell: the historical notebook simulates every config in one cell."""
 TAIL_TABLE_TAG = "tail-table"
 """Cell tag of the historical notebook's tail-metrics table, one row per config."""
+HOLDOUT_TAG = "holdout"
+"""Cell tag of the calibration walkthrough's held-out table: rows before, after; objective, its interval, paths."""
+MARKET_TAG = "market-comparison"
+"""Cell tag of the calibration walkthrough's table of tail metrics, initial vs calibrated market."""
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -40,7 +59,10 @@ def test_notebook_is_stored_without_outputs(notebook: Path) -> None:
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRESSLAB_NOTEBOOK_PATHS", PATHS_BY_NOTEBOOK.get(notebook.name, PATHS))
-    monkeypatch.delenv("STRESSLAB_NOTEBOOK_CONFIGS", raising=False)
+    for name in NOTEBOOK_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ENV_BY_NOTEBOOK.get(notebook.name, {}).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as PNG outputs
     monkeypatch.setenv("JAX_PLATFORMS", os.environ.get("JAX_PLATFORMS", "cpu"))
     nb = nbformat.read(notebook, as_version=4)
@@ -64,11 +86,7 @@ def _check_historical(nb: nbformat.NotebookNode) -> None:
     """Every historical config has a row in the tail table, a section with its header, and its figures."""
     stems = {path.stem for path in HISTORICAL_CONFIGS.glob("*.toml")}
     assert stems, f"no config in {HISTORICAL_CONFIGS}"
-    tagged = [cell for cell in nb.cells if TAIL_TABLE_TAG in cell.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1, f"one cell must be tagged {TAIL_TABLE_TAG!r}"
-    html = [out["data"]["text/html"] for out in tagged[0].outputs if "text/html" in out.get("data", {})]
-    assert html, "the tail table cell shows no table"
-    columns, rows = _html_table(html[0])
+    columns, rows = _html_table(_tagged_html(nb, TAIL_TABLE_TAG))
     # one row per config; a config that sweeps gives one row per scenario, labelled "<config> [<scenario>]"
     assert {label.split(" [")[0] for label in rows} == stems
     assert len(rows) >= len(stems)
@@ -93,8 +111,48 @@ def _check_historical(nb: nbformat.NotebookNode) -> None:
     assert len(_images(nb)) >= len(rows) + 2, "expected the two exceedance figures and one figure per config"
 
 
-CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {"historical_comparison.ipynb": _check_historical}
+def _check_calibration(nb: nbformat.NotebookNode) -> None:
+    """The held-out objective fell, with sane intervals, and the market comparison agrees with the calibration."""
+    columns, rows = _html_table(_tagged_html(nb, HOLDOUT_TAG))
+    assert set(rows) == {"before", "after"}, rows
+    before, after = (dict(zip(columns, rows[name], strict=True)) for name in ("before", "after"))
+    for row in (before, after):
+        assert row["lower"] <= row["objective"] <= row["upper"], row
+        assert row["paths"] == CALIBRATION_HOLDOUT_PATHS, row
+    # 4 iterations of 128 paths: ~ -9 % on the held-out paths, intervals ~ +-1 % (same paths before and after)
+    assert after["objective"] < before["objective"], (before, after)
+    columns, text = _html_cells(_tagged_html(nb, MARKET_TAG))
+    assert columns[:2] == ["initial", "calibrated"], columns
+    metrics = {label: {column: _number(cells[i]) for i, column in enumerate(columns[:2])}
+               for label, cells in text.items()}
+    for market in ("initial", "calibrated"):
+        m = {label: values[market] for label, values in metrics.items()}
+        assert 0 <= m["bad debt VaR 95 %"] <= m["bad debt ES 95 %"] <= m["bad debt ES 99 %"], (market, m)
+        assert 0 <= m["P(insurance fund exhausted)"] <= 1, (market, m)
+        assert 0 < m["mean cascade depth"] <= m["cascade depth ES 99 %"] <= 1, (market, m)
+        assert 0 < m["mean haircut"] <= m["max haircut"] <= 1 <= m["haircut ratio (peak / trough)"], (market, m)
+        assert math.isclose(m["objective (hard rules)"], m["bad debt ES 95 %"] + m["haircut cost"], rel_tol=2e-3)
+    # the calibrated config carries the tuned (lower) haircuts into simulate, and is better there too (same seed)
+    assert metrics["mean haircut"]["calibrated"] < metrics["mean haircut"]["initial"], metrics["mean haircut"]
+    objective = metrics["objective (hard rules)"]
+    assert objective["calibrated"] < objective["initial"], objective
+    assert len(_images(nb)) >= 3, "expected the trace and the two exceedance figures"
+
+
+CHECKS: dict[str, Callable[[nbformat.NotebookNode], None]] = {
+    "historical_comparison.ipynb": _check_historical,
+    "calibration_walkthrough.ipynb": _check_calibration,
+}
 """Checks of a notebook's executed outputs, beyond running without errors and drawing a figure."""
+
+
+def _tagged_html(nb: nbformat.NotebookNode, tag: str) -> str:
+    """The HTML output (a table) of the one code cell tagged ``tag``."""
+    tagged = [cell for cell in nb.cells if tag in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"one cell must be tagged {tag!r}"
+    html = [out["data"]["text/html"] for out in tagged[0].outputs if "text/html" in out.get("data", {})]
+    assert html, f"the cell tagged {tag!r} shows no table"
+    return html[0]
 
 
 def _images(nb: nbformat.NotebookNode) -> list[str]:
@@ -139,14 +197,20 @@ class _TableParser(HTMLParser):
             self._cell.append(data)
 
 
-def _html_table(html: str) -> tuple[list[str], dict[str, list[float]]]:
-    """Column names and {row label: numbers} of a DataFrame's HTML output (numbers may hold thousands commas)."""
+def _html_cells(html: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Column names and {row label: cell texts} of a DataFrame's (or Styler's) HTML output."""
     parser = _TableParser()
     parser.feed(html)
     columns = parser.head[0][1:]
-    rows = {cells[0]: [_number(text) for text in cells[1:]] for cells in parser.body}
+    rows = {cells[0]: cells[1:] for cells in parser.body}
     assert all(len(values) == len(columns) for values in rows.values()), "ragged table"
     return columns, rows
+
+
+def _html_table(html: str) -> tuple[list[str], dict[str, list[float]]]:
+    """Column names and {row label: numbers} of a DataFrame's HTML output (numbers may hold thousands commas)."""
+    columns, rows = _html_cells(html)
+    return columns, {label: [_number(text) for text in cells] for label, cells in rows.items()}
 
 
 def _number(text: str) -> float:
