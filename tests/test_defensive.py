@@ -5,44 +5,23 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from kernel import kernel_states
 from scipy.optimize import brentq
 from scipy.stats import norm
 
 import stresslab
-from stresslab.engine.keys import path_keys, step_uniforms
-from stresslab.market.params import build
-from stresslab.market.step import initial_state, market_step
 
 DEPTH = 1e7
 S0 = 100.0
 YEAR = 365 * 86400.0
 DT = 60.0
-STEP = jax.jit(market_step, static_argnames="static")
 
 
 def run(raw: dict, paths: int = 1, seed: int = 0):
     raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
     return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0, path=0)
-
-
-def kernel_states(raw: dict, n: int = 1, seed: int = 0):
-    """Drive ``market_step`` directly and keep the state after every step (index k: after k steps)."""
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    config = stresslab.load_config(raw).scenarios[0]
-    with jax.enable_x64(True):
-        params, static = build(config)
-        state, summary = initial_state(params, static, n)
-        keys = path_keys(jax.random.key(seed), jnp.uint32(0), n)
-        states = [state]
-        for t in range(static.n_steps):
-            draws = step_uniforms(keys, jnp.int32(t), static.n_draws, jnp.float64)
-            state, summary = STEP(params, static, state, summary, jnp.int32(t), draws)
-            states.append(state)
-    return states
 
 
 def market(defensive: list[dict], shocks: list[dict] | None = None, steps: int = 30, **extra) -> dict:
@@ -160,7 +139,7 @@ def test_kill_switch_below_its_threshold_keeps_the_book():
 
 def test_volatility_target_cuts_to_notional_times_threshold_over_vol():
     threshold, notional = 1.5, 2e7
-    states = kernel_states(market([{"kind": "vol_target", "side": "long", "notional": notional,
+    _, _, states = kernel_states(market([{"kind": "vol_target", "side": "long", "notional": notional,
                                     "threshold": threshold}]))
     units = np.asarray([float(s.defensive_units[0, 0, 0]) for s in states])
     y = np.asarray([float(s.y[0, 0]) for s in states])
@@ -179,7 +158,7 @@ def test_volatility_target_cuts_to_notional_times_threshold_over_vol():
 
 def test_var_limit_keeps_value_at_risk_under_its_threshold():
     limit, confidence, horizon = 5e5, 0.99, 86400.0
-    states = kernel_states(market([{"kind": "var_limit", "side": "long", "notional": 2e7, "threshold": limit,
+    _, _, states = kernel_states(market([{"kind": "var_limit", "side": "long", "notional": 2e7, "threshold": limit,
                                     "confidence": confidence, "horizon": horizon}]))
     z = norm.ppf(confidence) * math.sqrt(horizon / YEAR)
     units = np.asarray([float(s.defensive_units[0, 0, 0]) for s in states])

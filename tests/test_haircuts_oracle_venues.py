@@ -7,42 +7,22 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel import kernel_states
 
 import stresslab
-from stresslab.engine.keys import path_keys, step_uniforms
 from stresslab.market import haircuts
-from stresslab.market.params import build
-from stresslab.market.step import initial_state, market_step
 
 DEPTH = 1e7
 YEAR = 365 * 86400.0
-STEP = jax.jit(market_step, static_argnames="static")
 
 
 def run(raw: dict, paths: int = 1, seed: int = 0):
     raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
     return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
-
-
-def kernel_states(raw: dict, n: int = 1, seed: int = 0):
-    """Drive ``market_step`` directly and keep the state after every step (index k: after k steps)."""
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    config = stresslab.load_config(raw).scenarios[0]
-    with jax.enable_x64(True):
-        params, static = build(config)
-        state, summary = initial_state(params, static, n)
-        keys = path_keys(jax.random.key(seed), jnp.uint32(0), n)
-        states = [state]
-        for t in range(static.n_steps):
-            draws = step_uniforms(keys, jnp.int32(t), static.n_draws, jnp.float64)
-            state, summary = STEP(params, static, state, summary, jnp.int32(t), draws)
-            states.append(state)
-    return params, static, states
 
 
 # ---------------------------------------------------------------------------------------- haircuts
