@@ -69,6 +69,7 @@ Params = namedtuple("Params", [
     "interest", "clamp", "cap", "funding_scale", "arb_pull", "arb_cap",
     "drop", "halt_steps", "vol_scaling", "breaker_vol_ref", "band_width", "band_steps", "ref_decay",
     "hc_base", "hc_vol", "hc_depth", "hc_floor", "hc_cap", "hc_buffer", "hc_max_step",
+    "opt_intercept", "opt_inv_vol", "opt_quantity", "opt_put", "opt_gamma_scale",
 ])
 
 
@@ -96,7 +97,25 @@ def params_of(sc: Scenario) -> Params:
         a(sc.drop), np.array(sc.halt_steps, np.int64, copy=True), sc.vol_scaling, sc.breaker_vol_ref,
         sc.band_width, sc.band_steps, sc.ref_decay,
         sc.hc_base, sc.hc_vol, sc.hc_depth, sc.hc_floor, sc.hc_cap, sc.hc_buffer, sc.hc_max_step,
+        *(a(x) for x in _option_tables(sc)),
     )
+
+
+def _option_tables(sc: Scenario) -> tuple[np.ndarray, ...]:
+    """The options book's per-step constants (dealers.option_terms) for t_years = row * dt_years, rows
+    0 .. n_steps ((n_steps + 1, O) each; the put flags (O,))."""
+    t_years = (np.arange(sc.n_steps + 1) * sc.dt_years)[:, None]
+    tau = np.asarray(sc.expiry, np.float64) - t_years
+    alive = tau > MIN_TAU
+    vol_t = np.maximum(sc.implied_vol * np.sqrt(np.where(alive, tau, 1.0)), 1e-12)
+    q = np.where(alive, np.asarray(sc.quantity, np.float64), 0.0)
+    if q.shape[1] == 0:  # no options book: one dummy column keeps the arrays 2-d
+        q, vol_t = np.zeros((q.shape[0], 1)), np.ones((q.shape[0], 1))
+        strike, is_call = np.ones(1), np.ones(1, bool)
+    else:
+        strike, is_call = np.asarray(sc.strike, np.float64), np.asarray(sc.is_call, bool)
+    return ((np.log(sc.s0 / strike) + 0.5 * vol_t**2) / vol_t, 1.0 / vol_t, q, np.where(is_call, 0.0, 1.0),
+            q / (SQRT_2PI * vol_t))
 
 
 @njit(cache=True)
@@ -133,26 +152,25 @@ def _equity(p, c, units, price, margin):
 
 
 @njit(cache=True)
-def _delta_gamma(p, price, t_years):
+def _delta_gamma(p, y, row):
+    """Options book delta (units) and gamma x price (units) at log-price ``y``, from the step's row of the
+    option tables (dealers.option_terms: d1 = intercept + inv_vol * y)."""
     delta = 0.0
-    gamma = 0.0
-    for o in range(p.strike.shape[0]):
-        tau = p.expiry[o] - t_years
-        if tau > MIN_TAU:
-            vol_t = max(p.implied_vol * math.sqrt(tau), 1e-12)
-            d1 = (math.log(price / p.strike[o]) + 0.5 * vol_t * vol_t) / vol_t
-            call = 0.5 * math.erfc(-d1 / SQRT_2)
-            delta += p.quantity[o] * (call if p.is_call[o] else call - 1.0)
-            gamma += p.quantity[o] * math.exp(-0.5 * d1 * d1) / (SQRT_2PI * price * vol_t)
-    return delta, gamma
+    gamma_price = 0.0
+    for o in range(p.opt_quantity.shape[1]):
+        d1 = p.opt_intercept[row, o] + p.opt_inv_vol[row, o] * y
+        call = 0.5 * math.erfc(-d1 / SQRT_2)
+        delta += p.opt_quantity[row, o] * (call - p.opt_put[o])
+        gamma_price += p.opt_gamma_scale[row, o] * math.exp(-0.5 * d1 * d1)
+    return delta, gamma_price
 
 
 @njit(cache=True)
-def _target_hedge(p, y, t_years):
+def _target_hedge(p, y, row):
     if p.book == BOOK_GAMMA:
         return p.gamma * y / ONE_PERCENT
     if p.book == BOOK_OPTIONS:
-        delta, _ = _delta_gamma(p, p.s0 * math.exp(y), t_years)
+        delta, _ = _delta_gamma(p, y, row)
         return -delta
     return 0.0
 
@@ -173,7 +191,7 @@ def _execution_fraction(p, queue_notional, depth):
 
 
 @njit(cache=True)
-def _flow(p, y, y_base, exogenous, depth, net, total, hedge, t_years):
+def _flow(p, y, y_base, exogenous, depth, net, total, hedge, row):
     """Signed flow at log-price ``y`` and d flow / d y (step._total_flow)."""
     fill = p.s0 * math.exp(0.5 * (y_base + y))
     frac = _execution_fraction(p, total * fill, depth)
@@ -182,10 +200,10 @@ def _flow(p, y, y_base, exogenous, depth, net, total, hedge, t_years):
     slope = 0.0 if frac < 1.0 else 0.5 * liq
     if p.book == BOOK_OPTIONS:
         price = p.s0 * math.exp(y)
-        delta, gamma = _delta_gamma(p, price, t_years)
+        delta, gamma_price = _delta_gamma(p, y, row)
         units = -delta - hedge
         flow += units * price
-        slope += (-gamma * price + units) * price
+        slope += (units - gamma_price) * price
     elif p.book == BOOK_GAMMA:
         flow += p.gamma * y / ONE_PERCENT - hedge
         slope += p.gamma / ONE_PERCENT
@@ -193,11 +211,11 @@ def _flow(p, y, y_base, exogenous, depth, net, total, hedge, t_years):
 
 
 @njit(cache=True)
-def _clear(p, y, y_base, exogenous, depth, net, total, hedge, t_years):
+def _clear(p, y, y_base, exogenous, depth, net, total, hedge, row):
     """Safeguarded Newton for y = y_base + impact(flow(y)) (step._clear). Returns (y, phi, iterations)."""
     phi = 0.0
     for k in range(MAX_NEWTON_ITERATIONS):
-        flow, slope = _flow(p, y, y_base, exogenous, depth, net, total, hedge, t_years)
+        flow, slope = _flow(p, y, y_base, exogenous, depth, net, total, hedge, row)
         if p.impact_sqrt:
             ratio = abs(flow) / depth
             move = ONE_PERCENT * math.copysign(math.sqrt(ratio), flow) if flow != 0.0 else 0.0
@@ -323,7 +341,7 @@ def _path(p, i, seed, given, z_given, u_given, zj_given, out, stats):
     transient = 0.0
     consumed = 0.0
     variance = p.vol_ref * p.vol_ref
-    hedge = _target_hedge(p, 0.0, 0.0)
+    hedge = _target_hedge(p, 0.0, 0)
     premium_sum = 0.0
     rate = 0.0
     left = 0
@@ -387,7 +405,7 @@ def _path(p, i, seed, given, z_given, u_given, zj_given, out, stats):
         base = _baseline_depth(p, variance)
         depth = base * (1.0 - consumed)
         y_base = y_fund + permanent + transient
-        t_years = (t + 1) * p.dt_years
+        row = t + 1  # of the option tables: the step's time to expiry is hoisted out of the Newton loop
         halted = p.breakers and left > 0
         trading = not halted
         if halted:
@@ -450,7 +468,7 @@ def _path(p, i, seed, given, z_given, u_given, zj_given, out, stats):
                         total += units[c]
                 q_net = net
                 q_total = total
-                y_new, phi, iterations = _clear(p, y_new, y_base, exogenous, depth, net, total, hedge, t_years)
+                y_new, phi, iterations = _clear(p, y_new, y_base, exogenous, depth, net, total, hedge, row)
                 n_newton += iterations
                 mark = p.s0 * math.exp(y_new)
                 active = False
@@ -512,9 +530,9 @@ def _path(p, i, seed, given, z_given, u_given, zj_given, out, stats):
         for k in range(n_p):
             remaining[k] = remaining[k] - program_exec[k] * done
             backlog[k] = program_exec[k] * (1.0 - done)
-        flow, _ = _flow(p, y, y_base, exogenous, depth, q_net, q_total, hedge, t_years)
+        flow, _ = _flow(p, y, y_base, exogenous, depth, q_net, q_total, hedge, row)
         if trading and p.book != BOOK_NONE:
-            hedge = _target_hedge(p, y, t_years)
+            hedge = _target_hedge(p, y, row)
         step_return = y - y_prev
         move = y - y_base if trading else 0.0
         consumed = min(consumed + p.depletion * abs(flow * scale if trading else 0.0) / base, MAX_CONSUMED)

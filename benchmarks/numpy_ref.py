@@ -54,34 +54,38 @@ def _execution_fraction(sc: Scenario, queue_notional, depth):
     return np.where(queue_notional > cap, cap / np.maximum(queue_notional, 1e-30), 1.0)
 
 
-def _delta_gamma(sc: Scenario, price, t_years):
-    """Options book delta (units) and gamma at ``price`` (n,), time ``t_years`` (scalar)."""
+def _option_terms(sc: Scenario, t_years):
+    """The options book's constants for a step at ``t_years`` (each (O,), dealers.option_terms):
+    d1 = intercept + inv_vol * y, gamma x price = sum(gamma_scale * exp(-d1**2 / 2))."""
     tau = sc.expiry - t_years
     alive = tau > MIN_TAU
     vol_t = np.maximum(sc.implied_vol * np.sqrt(np.where(alive, tau, 1.0)), 1e-12)
-    s = price[:, None]
-    d1 = (np.log(s / sc.strike) + 0.5 * vol_t**2) / vol_t
-    call = ndtr(d1)
-    delta = np.where(sc.is_call, call, call - 1.0)
-    gamma = np.exp(-0.5 * d1**2) / (SQRT_2PI * s * vol_t)
     q = np.where(alive, sc.quantity, 0.0)
-    return (q * delta).sum(1), (q * gamma).sum(1)
+    return ((np.log(sc.s0 / sc.strike) + 0.5 * vol_t**2) / vol_t, 1.0 / vol_t, q,
+            np.where(sc.is_call, 0.0, 1.0), q / (SQRT_2PI * vol_t))
 
 
-def _target_hedge(sc: Scenario, y, t_years):
+def _delta_gamma(terms, y):
+    """Options book delta (units) and gamma x price (units) at log-price ``y`` (n,)."""
+    intercept, inv_vol, q, put, gamma_scale = terms
+    d1 = intercept + inv_vol * y[:, None]
+    return (q * (ndtr(d1) - put)).sum(1), (gamma_scale * np.exp(-0.5 * d1**2)).sum(1)
+
+
+def _target_hedge(sc: Scenario, y, terms):
     if sc.dealer_book == "constant_gamma":
         return sc.gamma * y / ONE_PERCENT
-    delta, _ = _delta_gamma(sc, sc.s0 * np.exp(y), t_years)
+    delta, _ = _delta_gamma(terms, y)
     return -delta
 
 
-def _hedge_flow(sc: Scenario, hedge, y, t_years):
+def _hedge_flow(sc: Scenario, hedge, y, terms):
     if sc.dealer_book == "constant_gamma":
         return sc.gamma * y / ONE_PERCENT - hedge, np.full_like(y, sc.gamma / ONE_PERCENT)
     price = sc.s0 * np.exp(y)
-    delta, gamma = _delta_gamma(sc, price, t_years)
+    delta, gamma_price = _delta_gamma(terms, y)
     units = -delta - hedge
-    return units * price, (-gamma * price + units) * price
+    return units * price, (units - gamma_price) * price
 
 
 def _equity(sc: Scenario, units, price, margin):
@@ -110,13 +114,13 @@ def _side_sums(sc: Scenario, x):
 class _Step:
     """What the clearing equation needs on a set of paths, fixed within a step."""
 
-    def __init__(self, sc, y_base, exogenous, depth, hedge, t_years, net, total):
+    def __init__(self, sc, y_base, exogenous, depth, hedge, options, net, total):
         self.sc, self.y_base, self.exogenous, self.depth = sc, y_base, exogenous, depth
-        self.hedge, self.t_years, self.net, self.total = hedge, t_years, net, total
+        self.hedge, self.options, self.net, self.total = hedge, options, net, total
 
     def take(self, idx):
         return _Step(self.sc, self.y_base[idx], self.exogenous[idx], self.depth[idx], self.hedge[idx],
-                     self.t_years, self.net[idx], self.total[idx])
+                     self.options, self.net[idx], self.total[idx])
 
     def flow(self, y):
         """Signed flow at log-price ``y`` and d flow / d y (step._total_flow)."""
@@ -126,7 +130,7 @@ class _Step:
         liq = -self.net * frac * fill
         flow, slope = self.exogenous + liq, np.where(frac < 1.0, 0.0, 0.5 * liq)
         if sc.dealer_book is not None:
-            hedge, hedge_slope = _hedge_flow(sc, self.hedge, y, self.t_years)
+            hedge, hedge_slope = _hedge_flow(sc, self.hedge, y, self.options)
             flow, slope = flow + hedge, slope + hedge_slope
         return flow, slope
 
@@ -266,7 +270,7 @@ def _simulate_chunk(sc: Scenario, n: int, rng: np.random.Generator, draws: Draws
     in_liq = np.zeros((n, n_c), bool)
     hedge = zeros.copy()
     if sc.dealer_book is not None:
-        hedge = zeros + _target_hedge(sc, zeros, f(0.0))
+        hedge = zeros + _target_hedge(sc, zeros, _option_terms(sc, f(0.0)))
     ledger = {k: zeros.copy() for k in ("cash", "realised_pnl", "penalties", "bad_debt", "socialised",
                                         "adl_notional", "liquidated_long", "liquidated_short",
                                         "funding_long", "funding_short")}
@@ -309,7 +313,7 @@ def _simulate_chunk(sc: Scenario, n: int, rng: np.random.Generator, draws: Draws
         base = _baseline_depth(sc, variance)
         depth = base * (1.0 - consumed)
         y_base = y_fund + permanent + transient
-        t_years = f(t + 1) * sc.dt_years
+        options = _option_terms(sc, f(t + 1) * sc.dt_years)  # hoisted: fixed within the step
         halted = left > 0 if sc.breakers else np.zeros(n, bool)
         stats["halted"] += int(halted.sum())
         trading = ~halted
@@ -346,7 +350,7 @@ def _simulate_chunk(sc: Scenario, n: int, rng: np.random.Generator, draws: Draws
         q_net, q_total = zeros.copy(), zeros.copy()
         exhausted = np.zeros(n, bool)
         active = np.flatnonzero(trading)
-        whole = _Step(sc, y_base, exogenous, depth, hedge, t_years, q_net, q_total)
+        whole = _Step(sc, y_base, exogenous, depth, hedge, options, q_net, q_total)
         for _ in range(sc.cascade_rounds):
             if active.size == 0:
                 break
@@ -391,7 +395,7 @@ def _simulate_chunk(sc: Scenario, n: int, rng: np.random.Generator, draws: Draws
         remaining = remaining - program_exec * done
         backlog = program_exec * (1.0 - done)  # a halted program's share waits and executes on reopening
         if sc.dealer_book is not None:
-            new_hedge = np.where(trading, _target_hedge(sc, y, t_years), hedge)
+            new_hedge = np.where(trading, _target_hedge(sc, y, options), hedge)
         else:
             new_hedge = hedge
         step_return = y - y_prev

@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from stresslab.engine.devices import use_cpu_cores  # noqa: E402
+
+use_cpu_cores()  # one CPU device per core (paths are sharded over devices); see engine/devices.py
+
 from stresslab.api import simulate, simulate_distributed  # noqa: E402
 from stresslab.calibrate import calibrate, objective  # noqa: E402
 from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402

@@ -147,7 +147,16 @@ def test_auto_chunk_follows_device_memory() -> None:
     paths = 10**9
     one, two = (runner.auto_chunk(static, paths, Devices((_FakeGPU(),) * n)) for n in (1, 2))
     assert 1.9 * one < two <= 2.1 * one  # each accelerator brings its own memory
-    assert one > runner.MAX_AUTO_CHUNK  # 40 % of 16 GiB holds far more than the CPU budget
+    assert one > 100 * runner.MAX_AUTO_CHUNK_PER_CPU_DEVICE  # 40 % of 16 GiB holds far more than a CPU slice
     cpu = jax.local_devices(backend="cpu")[0]
-    assert runner.auto_chunk(static, paths, Devices((cpu,))) == runner.auto_chunk(static, paths, Devices((cpu,) * 4))
+    per_cpu = runner.MAX_AUTO_CHUNK_PER_CPU_DEVICE  # small enough for a core's caches, far under the budget
+    assert [runner.auto_chunk(static, paths, Devices((cpu,) * n)) for n in (1, 2, 4)] == [per_cpu, 2 * per_cpu,
+                                                                                            4 * per_cpu]
+    # CPU devices share the host's memory: many cohorts (the ranking is cohorts squared) hit the budget
+    grid = "position_grids=[{side='long', notional=1e9, leverage_min=2, leverage_max=50, cohorts=200}]"
+    with runner.precision("float64"):
+        _, big = build(load_config(tomllib.loads(CONFIG), ["simulation.dtype=float64", "positions=[]", grid]
+                                   ).scenarios[0])
+    assert runner.auto_chunk(big, paths, Devices((cpu,))) < per_cpu
+    assert runner.auto_chunk(big, paths, Devices((cpu,) * 4)) == runner.auto_chunk(big, paths, Devices((cpu,) * 8))
     assert runner.auto_chunk(static, 100, Devices((_FakeGPU(),))) == 100

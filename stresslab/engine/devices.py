@@ -9,6 +9,8 @@ depend on how many devices run it.
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,6 +28,46 @@ PLATFORMS = ("cpu", "gpu")
 PATH_AXIS = "path"
 """Name of the mesh axis the paths are split along."""
 CUDA_HINT = "for NVIDIA GPUs install the CUDA build of JAX: pip install 'stresslab[cuda]'"
+CPU_DEVICES_ENV = "STRESSLAB_CPU_DEVICES"
+"""Environment variable: how many CPU devices JAX should create (default: one per usable core)."""
+FORCE_FLAG = "xla_force_host_platform_device_count"
+
+
+def use_cpu_cores() -> int | None:
+    """Give JAX one CPU device per usable core, so that paths are sharded over all cores.
+
+    XLA runs one CPU device's kernel on about one core; with several CPU devices their
+    slices of a chunk run concurrently (results are bit-identical for any device count).
+    Applies only before JAX's backends start, and only if neither ``XLA_FLAGS``
+    (``--xla_force_host_platform_device_count``) nor ``jax_num_cpu_devices`` already set the
+    count; ``STRESSLAB_CPU_DEVICES=N`` chooses N instead of the core count.
+
+    Returns:
+        The count set, or None where it was left alone.
+    """
+    from jax._src import xla_bridge
+
+    wanted = os.environ.get(CPU_DEVICES_ENV, "")
+    if FORCE_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices > 0:
+        return None
+    if xla_bridge.backends_are_initialized():
+        if wanted:
+            warnings.warn(f"{CPU_DEVICES_ENV} is ignored: JAX was already running when stresslab was imported",
+                          stacklevel=2)
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    count = cores
+    if wanted:
+        try:
+            count = int(wanted)
+        except ValueError:
+            count = 0
+        if count < 1:
+            warnings.warn(f"{CPU_DEVICES_ENV} must be a whole number >= 1 (got {wanted!r}); using {cores}, "
+                          "the number of usable cores", stacklevel=2)
+            count = cores
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
 
 
 class SettingError(ValueError):

@@ -13,13 +13,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
-from jax.scipy.special import ndtr
+import numpy as np
+from jax import lax
 
 from stresslab.market.liquidity import ONE_PERCENT
 from stresslab.market.reduce import fixed_sum
 
 MIN_TAU = 1e-9
 """Years to expiry below which an option is treated as expired."""
+SQRT_HALF = float(np.sqrt(0.5))
 
 
 class DealerParams(NamedTuple):
@@ -37,35 +39,59 @@ class DealerParams(NamedTuple):
     implied_vol: jnp.ndarray
 
 
-def _delta_gamma(p: DealerParams, price: jnp.ndarray, tau: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Book delta (units) and gamma (units per unit price) at ``price`` (N,), ``tau`` (O,) years."""
+class OptionTerms(NamedTuple):
+    """What the options book's greeks need that is fixed within a step ((V, O) each).
+
+    With ``tau`` the years to expiry and ``vol_t = implied_vol * sqrt(tau)``, an option's
+    ``d1`` at log-price ``y`` (relative to ``s0``) is ``intercept + inv_vol * y``, so a
+    Newton iteration of the clearing price evaluates no logarithm or square root.
+    intercept: (log(s0 / strike) + vol_t**2 / 2) / vol_t.  inv_vol: 1 / vol_t.
+    quantity: dealers' signed units (0 once expired).  put: 1 for puts, 0 for calls (delta = N(d1) - put).
+    gamma_scale: quantity / (sqrt(2 pi) vol_t): the book's gamma times the price is
+    ``sum(gamma_scale * exp(-d1**2 / 2))``, in units.
+    """
+
+    intercept: jnp.ndarray
+    inv_vol: jnp.ndarray
+    quantity: jnp.ndarray
+    put: jnp.ndarray
+    gamma_scale: jnp.ndarray
+
+
+def option_terms(p: DealerParams, s0: jnp.ndarray, t_years: jnp.ndarray) -> OptionTerms:
+    """The options book's per-step constants at ``t_years`` years from the start."""
+    tau = p.expiry - t_years
     alive = tau > MIN_TAU
-    safe_tau = jnp.where(alive, tau, 1.0)
-    vol_t = jnp.maximum(p.implied_vol * jnp.sqrt(safe_tau), 1e-12)
-    s = price[..., None]
-    d1 = (jnp.log(s / p.strike) + 0.5 * vol_t**2) / vol_t
-    call_delta = ndtr(d1)
-    delta = jnp.where(p.is_call, call_delta, call_delta - 1.0)
-    gamma = jnp.exp(-0.5 * d1**2) / (jnp.sqrt(2 * jnp.pi) * s * vol_t)
-    book_delta = fixed_sum(jnp.where(alive, p.quantity * delta, 0.0), -1)
-    book_gamma = fixed_sum(jnp.where(alive, p.quantity * gamma, 0.0), -1)
-    return book_delta, book_gamma
+    vol_t = jnp.maximum(p.implied_vol * jnp.sqrt(jnp.where(alive, tau, 1.0)), 1e-12)
+    quantity = jnp.where(alive, p.quantity, 0.0)
+    return OptionTerms(intercept=(jnp.log(s0 / p.strike) + 0.5 * vol_t**2) / vol_t, inv_vol=1.0 / vol_t,
+                       quantity=quantity, put=jnp.where(p.is_call, 0.0, 1.0).astype(quantity.dtype),
+                       gamma_scale=quantity / (jnp.sqrt(2 * jnp.pi) * vol_t))
 
 
-def target_hedge(p: DealerParams, book: str, y: jnp.ndarray, s0: jnp.ndarray, t_years: jnp.ndarray) -> jnp.ndarray:
-    """Hedge target: dollars (constant gamma) or units (options), (N,)."""
+def _delta_gamma(terms: OptionTerms, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Book delta (units) and gamma times price (units) at log-price ``y`` (N, V)."""
+    d1 = terms.intercept + terms.inv_vol * y[..., None]
+    call_delta = 0.5 * lax.erfc(-SQRT_HALF * d1)  # the normal cdf N(d1), accurate in both tails
+    delta = fixed_sum(terms.quantity * (call_delta - terms.put), -1)
+    gamma_price = fixed_sum(terms.gamma_scale * jnp.exp(-0.5 * d1 * d1), -1)
+    return delta, gamma_price
+
+
+def target_hedge(p: DealerParams, book: str, y: jnp.ndarray, terms: OptionTerms | None) -> jnp.ndarray:
+    """Hedge target: dollars (constant gamma) or units (options, ``terms`` of the step), (N, V)."""
     if book == "constant_gamma":
         return p.gamma * y / ONE_PERCENT
-    delta, _ = _delta_gamma(p, s0 * jnp.exp(y), p.expiry - t_years)
+    delta, _ = _delta_gamma(terms, y)
     return -delta
 
 
 def hedge_flow(p: DealerParams, book: str, hedge: jnp.ndarray, y: jnp.ndarray, s0: jnp.ndarray,
-               t_years: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+               terms: OptionTerms | None) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Dealer notional flow (buy > 0) to reach the target at log-price ``y``, and d flow / d y."""
     if book == "constant_gamma":
         return p.gamma * y / ONE_PERCENT - hedge, jnp.broadcast_to(p.gamma / ONE_PERCENT, y.shape)
     price = s0 * jnp.exp(y)
-    delta, gamma = _delta_gamma(p, price, p.expiry - t_years)
+    delta, gamma_price = _delta_gamma(terms, y)
     units = -delta - hedge
-    return units * price, (-gamma * price + units) * price
+    return units * price, (units - gamma_price) * price

@@ -144,8 +144,10 @@ def initial_state(params: Params, static: Static, n: int) -> tuple[MarketState, 
     units = jnp.broadcast_to(params.cohorts.units0, (n, v, static.n_cohorts)).astype(dtype)
     hedge = zeros
     if static.dealer_book is not None:
-        start = jnp.zeros((), dtype)
-        hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, params.price.s0, start)
+        options = None
+        if static.dealer_book == "options":
+            options = dealers.option_terms(params.dealers, params.price.s0, jnp.zeros((), dtype))
+        hedge = zeros + dealers.target_hedge(params.dealers, static.dealer_book, zeros, options)
     h0 = zeros
     if static.haircuts:
         h0 = zeros + haircuts.target(params.haircuts, params.liquidity.vol_ref, jnp.ones((), dtype))
@@ -187,7 +189,7 @@ class _Flow(NamedTuple):
     depth: jnp.ndarray
     units: jnp.ndarray
     hedge: jnp.ndarray
-    t_years: jnp.ndarray
+    options: dealers.OptionTerms | None
     mark_fixed: jnp.ndarray
     mark_prev: jnp.ndarray
     y_c_base: jnp.ndarray
@@ -265,8 +267,8 @@ def _total_flow(params: Params, static: Static, f: _Flow, q: _Queue, y: jnp.ndar
     stops = -q.stop_units * fill
     flow, slope = f.exogenous + liq + stops, jnp.where(frac < 1.0, 0.0, 0.5 * liq) + 0.5 * stops
     if static.dealer_book is not None:
-        hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealer_book, f.hedge, y,
-                                                params.price.s0, f.t_years)
+        hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealer_book, f.hedge, y, params.price.s0,
+                                                f.options)
         flow, slope = flow + hedge, slope + hedge_slope
     return flow, slope
 
@@ -390,7 +392,9 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
         base = base * defensive.depth_multiplier(p.defensive, vol)
     depth = base * (1.0 - book.consumed)
     y_base = y_fund[..., None] + book.permanent + book.transient
-    t_years = (t + 1).astype(y_fund.dtype) * dt
+    options = None
+    if static.dealer_book == "options":
+        options = dealers.option_terms(p.dealers, s0, (t + 1).astype(y_fund.dtype) * dt)
 
     trading = breakers.trading_share(state.breakers, static.smooth) if static.breakers else None
     if trading is None:
@@ -421,7 +425,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     exogenous = exogenous * trading if static.smooth else jnp.where(trading, exogenous, 0.0)
 
     f = _Flow(y_base, exogenous, depth if static.liquidity else jnp.full_like(depth, jnp.inf), state.units,
-              state.hedge, t_years, mark_fixed, state.mark, collateral.pre_flow(p.collateral, state.y_c, t)
+              state.hedge, options, mark_fixed, state.mark, collateral.pre_flow(p.collateral, state.y_c, t)
               if static.collateral is not None else state.y_c, haircut, state.funding.adj, defensive_units,
               state.peak, state.trough)
 
@@ -487,7 +491,7 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
 
     hedge = state.hedge
     if static.dealer_book is not None:
-        hedge = _keep(static, trading, dealers.target_hedge(p.dealers, static.dealer_book, y, s0, t_years),
+        hedge = _keep(static, trading, dealers.target_hedge(p.dealers, static.dealer_book, y, options),
                       state.hedge)
     step_return = y - state.y
     if static.liquidity:
