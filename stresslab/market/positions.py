@@ -101,10 +101,14 @@ def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, margin: jnp
 
 def maintenance(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
     """Maintenance margin (N, C): marginal tier rates applied to per-account notional."""
-    per_account = (units * price[..., None] / cp.accounts)[..., None]
-    lower = jnp.concatenate([jnp.zeros_like(cp.tier_upper[..., :1]), cp.tier_upper[..., :-1]], -1)
-    in_tier = jnp.clip(per_account - lower, 0.0, cp.tier_upper - lower)
-    return cp.accounts * fixed_sum(cp.tier_rate * in_tier, -1)
+    per_account = units * price[..., None] / cp.accounts
+    total = jnp.zeros_like(per_account)
+    lower = 0.0
+    for k in range(cp.tier_upper.shape[-1]):  # tier by tier, in order: no (N, V, C, tiers) temporaries
+        upper = cp.tier_upper[..., k]
+        total = total + cp.tier_rate[..., k] * jnp.clip(per_account - lower, 0.0, upper - lower)
+        lower = upper
+    return cp.accounts * total
 
 
 def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,

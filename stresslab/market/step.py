@@ -39,6 +39,7 @@ from stresslab.market import (
     arbitrage,
     breakers,
     collateral,
+    compact,
     dealers,
     defensive,
     funding,
@@ -59,6 +60,8 @@ MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+ADL_BATCH = 32
+"""Paths per batch of auto-deleveraging (it runs only on the paths whose fund falls short, see compact.py)."""
 SMOOTH_ROUND_ULPS = 100.0
 """With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this
 many machine epsilons (an early stop leaves a jump of that size in the relaxed objective)."""
@@ -436,13 +439,13 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     in_liq = _trigger(p, static, units, state.in_liq, mark0, margin0.check)
     if static.adl:
         can_adl = (in_liq >= 0.5) & open_[..., None]
-        units, ledger = jax.lax.cond(
-            jnp.any(positions.fund_short(p.cohorts, units, bankrupt & open_[..., None], ledger.fund, mark0,
-                                         margin0.value)),
-            lambda u, led, q, m, v, r: positions.auto_deleverage(p.cohorts, u, q, led, m, v, r),
-            lambda u, led, q, m, v, r: (u, led),
-            units, ledger, can_adl, mark0, margin0.value, margin0.reval,
-        )
+        short = positions.fund_short(p.cohorts, units, bankrupt & open_[..., None], ledger.fund, mark0, margin0.value)
+
+        def adl(held, queued, mark, value, reval):
+            return positions.auto_deleverage(p.cohorts, held[0], queued, held[1], mark, value, reval)
+
+        units, ledger = compact.on_paths(jnp.any(short, -1), adl, (units, ledger), can_adl, mark0, margin0.value,
+                                         margin0.reval, batch=ADL_BATCH)
         f = f._replace(units=units)
 
     if static.liquidity:
