@@ -71,10 +71,12 @@ def option_terms(p: DealerParams, s0: jnp.ndarray, t_years: jnp.ndarray) -> Opti
 
 def _delta_gamma(terms: OptionTerms, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Book delta (units) and gamma times price (units) at log-price ``y`` (N, V)."""
-    d1 = terms.intercept + terms.inv_vol * y[..., None]
-    call_delta = 0.5 * lax.erfc(-SQRT_HALF * d1)  # the normal cdf N(d1), accurate in both tails
-    delta = fixed_sum(terms.quantity * (call_delta - terms.put), -1)
-    gamma_price = fixed_sum(terms.gamma_scale * jnp.exp(-0.5 * d1 * d1), -1)
+    delta = gamma_price = jnp.zeros_like(y)
+    for o in range(terms.quantity.shape[-1]):  # option by option, in order: no (N, V, O) temporaries
+        d1 = terms.intercept[..., o] + terms.inv_vol[..., o] * y
+        call_delta = 0.5 * lax.erfc(-SQRT_HALF * d1)  # the normal cdf N(d1), accurate in both tails
+        delta = delta + terms.quantity[..., o] * (call_delta - terms.put[..., o])
+        gamma_price = gamma_price + terms.gamma_scale[..., o] * jnp.exp(-0.5 * d1 * d1)
     return delta, gamma_price
 
 
