@@ -17,7 +17,6 @@ import numpy as np
 from jax import lax
 
 from stresslab.market.liquidity import ONE_PERCENT
-from stresslab.market.reduce import fixed_sum
 
 MIN_TAU = 1e-9
 """Years to expiry below which an option is treated as expired."""
