@@ -129,16 +129,6 @@ def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, che
     return jnp.where(held, jax.nn.sigmoid(shortfall / temperature), 0.0)
 
 
-def margin_status(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, price: jnp.ndarray,
-                  check: jnp.ndarray | None = None, value: jnp.ndarray | None = None
-                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Margin check at ``price`` (N, V, C) bools: newly triggered cohorts (collateral ``check``), and
-    cohorts in liquidation (after this check) whose equity at collateral ``value`` is gone (bankrupt)."""
-    open_ = units > 0
-    newly = newly_triggered(cp, units, in_liq, price, check)
-    return newly, (in_liq | newly) & open_ & (equity(cp, units, price, value) <= 0.0)
-
-
 def fund_short(cp: CohortParams, units: jnp.ndarray, bankrupt: jnp.ndarray, fund: jnp.ndarray,
                price: jnp.ndarray, value: jnp.ndarray | None = None) -> jnp.ndarray:
     """Paths whose insurance fund cannot cover the bankrupt cohorts' negative equity at ``price`` (N, V)."""

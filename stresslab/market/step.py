@@ -435,17 +435,17 @@ def market_step(params: Params, static: Static, state: MarketState, summary: Sum
     units, ledger = state.units, state.ledger
     margin0 = _margin(p, static, f, f.y_c_base)
     mark0 = s0 * jnp.exp(_mark(p, static, f, jnp.where(halted, state.y, y_base)))
-    _, bankrupt = positions.margin_status(p.cohorts, units, state.in_liq >= 0.5, mark0, margin0.check, margin0.value)
     in_liq = _trigger(p, static, units, state.in_liq, mark0, margin0.check)
     if static.adl:
         can_adl = (in_liq >= 0.5) & open_[..., None]
-        short = positions.fund_short(p.cohorts, units, bankrupt & open_[..., None], ledger.fund, mark0, margin0.value)
+        # ADL looks at the paths with a bankrupt cohort in the queue; it acts where the fund falls short of them
+        bankrupt = can_adl & (units > 0) & (positions.equity(p.cohorts, units, mark0, margin0.value) <= 0.0)
 
         def adl(held, queued, mark, value, reval):
             return positions.auto_deleverage(p.cohorts, held[0], queued, held[1], mark, value, reval)
 
-        units, ledger = compact.on_paths(jnp.any(short, -1), adl, (units, ledger), can_adl, mark0, margin0.value,
-                                         margin0.reval, batch=ADL_BATCH)
+        units, ledger = compact.on_paths(jnp.any(bankrupt, (-2, -1)), adl, (units, ledger), can_adl, mark0,
+                                         margin0.value, margin0.reval, batch=ADL_BATCH)
         f = f._replace(units=units)
 
     if static.liquidity:
