@@ -145,17 +145,25 @@ def run_paths(config: Config, *, seed: int, start: int, stop: int, chunk_size: i
 def run_scenario(config: Config, *, paths: int, seed: int, chunk_size: int | None = None,
                  progress: tqdm | None = None, checkpoint: ChunkStore | None = None, index: int = 0,
                  devices: Devices | None = None) -> ScenarioResult:
-    """Simulate ``paths`` paths of one scenario and keep their outputs on the host (see ``run_paths``)."""
-    per_path: dict[str, list[np.ndarray]] = {}
-    recorded: dict[str, list[np.ndarray]] = {}
+    """Simulate ``paths`` paths of one scenario and keep their outputs on the host (see ``run_paths``).
+
+    The host arrays are allocated once, at the first chunk, and filled chunk by chunk: holding
+    10^6 paths costs their outputs' size once, not twice.
+    """
+    per_path: Arrays = {}
+    recorded: Arrays = {}
+    filled = 0
 
     def keep(out: Arrays, rec: Arrays) -> None:
-        for name, value in out.items():
-            per_path.setdefault(name, []).append(value)
-        for name, value in rec.items():
-            recorded.setdefault(name, []).append(value)
+        nonlocal filled
+        take = next(iter(out.values())).shape[0]
+        for into, part in ((per_path, out), (recorded, rec)):
+            for name, value in part.items():
+                if name not in into:
+                    into[name] = np.empty((paths, *value.shape[1:]), value.dtype)
+                into[name][filled:filled + take] = value
+        filled += take
 
     static = run_paths(config, seed=seed, start=0, stop=paths, chunk_size=chunk_size, devices=devices,
                        progress=progress, checkpoint=checkpoint, index=index, on_chunk=keep)
-    return ScenarioResult({k: np.concatenate(v) for k, v in per_path.items()},
-                          {k: np.concatenate(v) for k, v in recorded.items()}, static)
+    return ScenarioResult(per_path, recorded, static)

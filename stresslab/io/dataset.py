@@ -67,7 +67,8 @@ SERIES = {
 
 def _series(result: ScenarioResult) -> dict[str, np.ndarray]:
     rec = result.recorded
-    liquidated = np.diff(rec["liquidated"], axis=1, prepend=0.0)
+    cumulative = rec["liquidated"]
+    liquidated = np.diff(cumulative, axis=1, prepend=np.zeros_like(cumulative[:, :1]))  # in the recorded dtype
     return {"price": rec["price"], "depth": rec["depth_ratio"], "liquidation": liquidated}
 
 
