@@ -160,3 +160,39 @@ def test_auto_chunk_follows_device_memory() -> None:
     assert runner.auto_chunk(big, paths, Devices((cpu,))) < per_cpu
     assert runner.auto_chunk(big, paths, Devices((cpu,) * 4)) == runner.auto_chunk(big, paths, Devices((cpu,) * 8))
     assert runner.auto_chunk(static, 100, Devices((_FakeGPU(),))) == 100
+
+
+COUNT_CPU_DEVICES = "import stresslab, jax; print(len(jax.devices('cpu')))"
+
+
+def _cpu_devices_in_child(code: str = COUNT_CPU_DEVICES, **env: str) -> tuple[int, str]:
+    """(CPU device count printed by a child Python that imports stresslab, its stderr)."""
+    base = {k: v for k, v in _subprocess_env().items() if k not in ("XLA_FLAGS", devices.CPU_DEVICES_ENV)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**base, "JAX_PLATFORMS": "cpu", **env}, check=False)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1]), done.stderr
+
+
+def test_importing_stresslab_gives_jax_one_cpu_device_per_core() -> None:
+    assert _cpu_devices_in_child()[0] == len(os.sched_getaffinity(0))
+    assert _cpu_devices_in_child(STRESSLAB_CPU_DEVICES="3")[0] == 3
+    # an explicit XLA flag wins, and so does a count set through jax.config before the import
+    assert _cpu_devices_in_child(XLA_FLAGS=FOUR_CPU_DEVICES, STRESSLAB_CPU_DEVICES="3")[0] == 4
+    preset = "import jax; jax.config.update('jax_num_cpu_devices', 5); " + COUNT_CPU_DEVICES
+    assert _cpu_devices_in_child(preset, STRESSLAB_CPU_DEVICES="3")[0] == 5
+
+
+@pytest.mark.parametrize(("code", "value", "count", "warning"), [
+    pytest.param(COUNT_CPU_DEVICES, "two", None, "STRESSLAB_CPU_DEVICES must be a whole number >= 1 (got 'two')",
+                 id="not-a-number"),
+    pytest.param(COUNT_CPU_DEVICES, "0", None, "STRESSLAB_CPU_DEVICES must be a whole number >= 1 (got '0')",
+                 id="zero"),
+    pytest.param("import jax; jax.devices(); " + COUNT_CPU_DEVICES, "3", 1,
+                 "STRESSLAB_CPU_DEVICES is ignored: JAX was already running", id="too-late"),
+])
+def test_a_cpu_device_count_that_cannot_be_honoured_is_said(code: str, value: str, count: int | None,
+                                                          warning: str) -> None:
+    found, stderr = _cpu_devices_in_child(code, STRESSLAB_CPU_DEVICES=value)
+    assert found == (count or len(os.sched_getaffinity(0)))
+    assert warning in stderr and "Traceback" not in stderr
