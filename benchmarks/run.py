@@ -6,15 +6,17 @@ All measurements run in one invocation, interleaved, so that their ratios hold o
 noisy machine:
 
 - reference: path-steps per second of the reference scenario (``benchmarks/reference.toml``,
-  1440 steps) for stresslab (its compiled kernel, chunked as ``stresslab run`` chunks),
+  1440 steps) for stresslab (its compiled kernel, chunked and sharded over all local devices as
+  ``stresslab run`` does it),
   the NumPy and Numba references (``numpy_ref.py``, ``numba_ref.py``) and the floor: the
   same exogenous random walk (``stresslab.market.price.exogenous_return``) on stresslab's
   generator (``engine/keys.py``) and nothing else;
 - scaling in paths (10^3 to 10^6, a 150-step horizon that includes the shock; a point is
   skipped when its predicted time exceeds the budget) and in cohorts (12 to 96);
-  stresslab's linearity in paths from its 10^5-path run and one ``stresslab run`` of 10^6 paths;
-- peak resident memory of each implementation in its own process, and of one
-  ``stresslab run`` of 10^6 paths (not with ``--quick``);
+  stresslab's linearity in paths from one ``stresslab run`` of 10^6 paths x 1440 steps against the
+  reference's rate;
+- peak resident memory of each implementation in its own process (10^5 paths x 24 calm steps), and of
+  that ``stresslab run`` (not with ``--quick``);
 - compile time: stresslab's kernel (lower + compile), the floor, and Numba cold (empty cache).
 
 The JSON (``--json``) holds ``speedup_vs_numpy``, ``speedup_vs_numba`` (their time over
