@@ -45,15 +45,8 @@ def use_cpu_cores() -> int | None:
     Returns:
         The count set, or None where it was left alone.
     """
-    from jax._src import xla_bridge
-
     wanted = os.environ.get(CPU_DEVICES_ENV, "")
     if FORCE_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices > 0:
-        return None
-    if xla_bridge.backends_are_initialized():
-        if wanted:
-            warnings.warn(f"{CPU_DEVICES_ENV} is ignored: JAX was already running when stresslab was imported",
-                          stacklevel=2)
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     count = cores
@@ -66,7 +59,13 @@ def use_cpu_cores() -> int | None:
             warnings.warn(f"{CPU_DEVICES_ENV} must be a whole number >= 1 (got {wanted!r}); using {cores}, "
                           "the number of usable cores", stacklevel=2)
             count = cores
-    jax.config.update("jax_num_cpu_devices", count)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX's backends have started: the device count is fixed now
+        if wanted:
+            warnings.warn(f"{CPU_DEVICES_ENV} is ignored: JAX was already running when stresslab was imported",
+                          stacklevel=2)
+        return None
     return count
 
 

@@ -21,6 +21,7 @@ from stresslab.market.liquidity import ONE_PERCENT
 MIN_TAU = 1e-9
 """Years to expiry below which an option is treated as expired."""
 SQRT_HALF = float(np.sqrt(0.5))
+"""N(d) = erfc(-d * SQRT_HALF) / 2."""
 
 
 class DealerParams(NamedTuple):
