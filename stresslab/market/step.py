@@ -61,7 +61,7 @@ MIN_SLOPE = 0.05
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
 ADL_BATCH = 32
-"""Paths per batch of auto-deleveraging (it runs only on the paths whose fund falls short, see compact.py)."""
+"""Paths per batch of auto-deleveraging: it runs only on the paths with a bankrupt cohort in the queue (compact.py)."""
 SMOOTH_ROUND_ULPS = 100.0
 """With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this
 many machine epsilons (an early stop leaves a jump of that size in the relaxed objective)."""
