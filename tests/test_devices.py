@@ -12,8 +12,8 @@ import jax
 import pytest
 import xarray as xr
 from click.testing import CliRunner, Result
+from split_runs import CONFIG, subprocess_env, without
 
-import stresslab
 from stresslab import cli
 from stresslab.config.loading import load_config
 from stresslab.engine import devices, runner
@@ -21,29 +21,6 @@ from stresslab.engine.devices import Devices, SettingError
 from stresslab.io import store
 from stresslab.market.params import build
 
-CONFIG = """
-[simulation]
-paths = 300
-horizon = "1h"
-dt = "1min"
-record_points = 12
-keep_paths = 3
-
-[market]
-sigma = [0.9, 1.4]
-jumps = { intensity = 300, mean = -0.02, std = 0.02 }
-shocks = [{ type = "gap", at = "20min", size = -0.04 }]
-
-[[positions]]
-side = "long"
-leverage = 30
-notional = 5e6
-
-[[positions]]
-side = "short"
-leverage = 10
-notional = 2e6
-"""
 FOUR_CPU_DEVICES = "--xla_force_host_platform_device_count=4"
 RUNS = {"1": "num_devices=1", "2": "num_devices=2", "4": "num_devices=4", "default": ""}
 SCRIPT = """
@@ -60,25 +37,11 @@ WHERE_AND_WHEN = ("device_count", "git_commit")
 between the runs of a test)."""
 
 
-def _subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment for a child Python that imports this checkout of stresslab."""
-    root = str(Path(stresslab.__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, **extra}
-
-
-def _without(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
-    """``ds`` without the attributes ``names``."""
-    out = ds.copy()
-    out.attrs = {k: v for k, v in ds.attrs.items() if k not in names}
-    return out
-
-
 def test_results_are_bit_identical_on_1_2_and_4_devices(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     done = subprocess.run([sys.executable, "-c", SCRIPT, config, tmp_path], capture_output=True, text=True,
-                          timeout=600, env=_subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
+                          timeout=600, env=subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
     assert done.returncode == 0, done.stderr
     results = {name: store.read(tmp_path / f"{name}.nc").load() for name in RUNS}
     one = results["1"]
@@ -86,7 +49,7 @@ def test_results_are_bit_identical_on_1_2_and_4_devices(tmp_path: Path) -> None:
     for name, ds in results.items():
         expected = {"1": 1, "2": 2}.get(name, 4)
         assert ds.attrs["device_count"] == expected, name
-        xr.testing.assert_identical(_without(ds, WHERE_AND_WHEN), _without(one, WHERE_AND_WHEN))
+        xr.testing.assert_identical(without(ds, WHERE_AND_WHEN), without(one, WHERE_AND_WHEN))
 
 
 def test_select_devices() -> None:
@@ -167,7 +130,7 @@ COUNT_CPU_DEVICES = "import stresslab, jax; print(len(jax.devices('cpu')))"
 
 def _cpu_devices_in_child(code: str = COUNT_CPU_DEVICES, **env: str) -> tuple[int, str]:
     """(CPU device count printed by a child Python that imports stresslab, its stderr)."""
-    base = {k: v for k, v in _subprocess_env().items() if k not in ("XLA_FLAGS", devices.CPU_DEVICES_ENV)}
+    base = {k: v for k, v in subprocess_env().items() if k not in ("XLA_FLAGS", devices.CPU_DEVICES_ENV)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**base, "JAX_PLATFORMS": "cpu", **env}, check=False)
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,8 @@ import jax
 import pytest
 import xarray as xr
 from click.testing import CliRunner, Result
+from split_runs import CONFIG as SMALL_CONFIG
+from split_runs import without
 
 import stresslab
 from stresslab import api, cli
@@ -20,41 +22,13 @@ from stresslab.engine.distributed import Cluster
 from stresslab.io import store
 from stresslab.io.checkpoint import partial_dir
 
-CONFIG = """
-[simulation]
-paths = 300
-chunk_size = 100
-horizon = "1h"
-dt = "1min"
-record_points = 12
-keep_paths = 3
-
-[market]
-sigma = [0.9, 1.4]
-jumps = { intensity = 300, mean = -0.02, std = 0.02 }
-shocks = [{ type = "gap", at = "20min", size = -0.04 }]
-
-[[positions]]
-side = "long"
-leverage = 30
-notional = 5e6
-
-[[positions]]
-side = "short"
-leverage = 10
-notional = 2e6
-"""
+CONFIG = SMALL_CONFIG.replace("paths = 300\n", "paths = 300\nchunk_size = 100\n")
+"""The shared small config, in chunks of 100 paths (each process gets several)."""
 WHERE_AND_WHEN = ("device_count", "process_count", "git_commit")
 """Attributes that say which hardware ran the paths, and the checkout's commit (it moves if a commit lands
 between the runs of a test)."""
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[001-002]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
          "SLURM_LOCALID": "0"}
-
-
-def _without(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
-    out = ds.copy()
-    out.attrs = {k: v for k, v in ds.attrs.items() if k not in names}
-    return out
 
 
 def _free_port() -> int:
@@ -101,7 +75,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
     per_process = len(jax.local_devices())  # the children see the same CPU device count (one per core by default)
     assert ds.attrs["process_count"] == 2 and ds.attrs["device_count"] == 2 * per_process
     assert (ds.liquidated_long > 0).any() and ds.sizes["scenario"] == 2
-    xr.testing.assert_identical(_without(ds, WHERE_AND_WHEN), _without(expected, WHERE_AND_WHEN))
+    xr.testing.assert_identical(without(ds, WHERE_AND_WHEN), without(expected, WHERE_AND_WHEN))
     assert not partial_dir(work / "two.zarr").exists()
 
 
@@ -139,7 +113,7 @@ def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
     ds = api.simulate_distributed(work / "c.toml", out, resume=True)
     assert simulated == [100, 200]  # the chunks of 100 paths not stored before
     assert ds.attrs["process_count"] == 1
-    xr.testing.assert_identical(_without(store.read(out).load(), WHERE_AND_WHEN), _without(expected, WHERE_AND_WHEN))
+    xr.testing.assert_identical(without(store.read(out).load(), WHERE_AND_WHEN), without(expected, WHERE_AND_WHEN))
     assert not partial_dir(out).exists()
 
 
