@@ -23,7 +23,7 @@ from stresslab.engine.scan import simulate_chunk
 from stresslab.io import store
 from stresslab.io.checkpoint import Checkpoint, partial_dir
 from stresslab.io.dataset import assemble
-from stresslab.market.params import Static, build
+from stresslab.market.model import Static, build
 
 STAGING = "paths"
 """Name of the shared store of a multi-process run, inside the output's ``.partial`` directory."""

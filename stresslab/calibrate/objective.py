@@ -1,7 +1,7 @@
 """The calibration objective: a risk measure of simulated outcomes plus the cost of the controls.
 
 ``objective(config)`` returns a function of a dict of control values to a scalar.
-With ``smooth=True`` the hard rules are relaxed (see ``market/step.py``) and the
+With ``smooth=True`` the hard rules are relaxed (``market/rules.py``) and the
 function is differentiable: derivatives are computed in forward mode (one tangent
 per control, all at once), which keeps memory at O(paths x controls) for any
 horizon, where reverse mode through ``lax.scan`` would store every step (or need
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
 from stresslab.engine.runner import LANE_PAD, precision
 from stresslab.engine.scan import simulate_chunk
-from stresslab.market.params import Params, Static, build
+from stresslab.market import rules
+from stresslab.market.model import Params, Static, build
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -99,7 +100,7 @@ def _outputs(params: Params, static: Static, names: tuple[str, ...], values: jnp
 @partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed", "smooth"))
 def _value(params: Params, static: Static, names: tuple[str, ...], cal: Calibration, values: jnp.ndarray,
            temperature: jnp.ndarray, paths: int, seed: int, smooth: bool) -> jnp.ndarray:
-    params = params._replace(temperature=temperature.astype(params.temperature.dtype))
+    params = params.replace(rules=rules.RulesParams(temperature.astype(params.rules.temperature.dtype)))
     out = _outputs(params, static, names, values, seed, paths)
     return total(cal, out, temperature if smooth else None)
 
@@ -129,7 +130,7 @@ class Evaluator:
     def value(self, values: jnp.ndarray, temperature: float | None) -> jnp.ndarray:
         """Objective at ``values`` (controls in ``problem.names`` order); hard rules when ``temperature`` is None."""
         smooth = temperature is not None
-        static = replace(self.static, smooth=smooth)
+        static = self.static.replace(rules=rules.Smooth() if smooth else rules.Hard())
         t = jnp.asarray(temperature if smooth else 1.0, self.params.price.s0.dtype)
         return _value(self.params, static, self.problem.names, self.problem.calibration, values, t, self.paths,
                       self.seed, smooth)
@@ -137,13 +138,13 @@ class Evaluator:
     def value_and_grad(self, values: jnp.ndarray, temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Smoothed objective and its gradient with respect to the controls (forward mode)."""
         t = jnp.asarray(temperature, self.params.price.s0.dtype)
-        return _value_and_jacobian(self.params, replace(self.static, smooth=True), self.problem.names,
+        return _value_and_jacobian(self.params, self.static.replace(rules=rules.Smooth()), self.problem.names,
                                    self.problem.calibration, values, t, self.paths, self.seed)
 
     def per_path(self, values: jnp.ndarray) -> dict[str, np.ndarray]:
         """Hard-rule per-path outputs at ``values`` (for held-out evaluation)."""
         out = jax.jit(_outputs, static_argnames=("static", "names", "seed", "paths"))(
-            self.params, replace(self.static, smooth=False), self.problem.names, values, self.seed, self.paths)
+            self.params, self.static.replace(rules=rules.Hard()), self.problem.names, values, self.seed, self.paths)
         return {k: np.asarray(v) for k, v in out.items()}
 
 

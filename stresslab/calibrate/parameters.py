@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from stresslab.config.loading import ConfigError
 from stresslab.config.schema import Config
-from stresslab.market.params import Params, Static
+from stresslab.market.model import Params, Static
 
 HALT = "halt"
 
@@ -46,13 +46,14 @@ def apply(params: Params, static: Static, name: str, value: jnp.ndarray) -> Para
         index, field = int(rest[1]), rest[2]
         b = params.breakers
         if field == HALT:
-            b = b._replace(halt_steps=b.halt_steps.at[index].set(value / static.dt_seconds))
+            b = b._replace(halt_steps=b.halt_steps.at[index].set(value / static.grid.dt_seconds))
         else:
             b = b._replace(drop=b.drop.at[index].set(value))
-        return params._replace(breakers=b)
+        return params.replace(breakers=b)
     if section == "haircuts":
-        return params._replace(haircuts=params.haircuts._replace(**{rest[0]: value}))
-    return params._replace(liquidation=params.liquidation._replace(max_order=value))
+        return params.replace(haircuts=params.haircuts._replace(**{rest[0]: value}))
+    pos = params.positions
+    return params.replace(positions=pos._replace(liquidation=pos.liquidation._replace(max_order=value)))
 
 
 def set_in_config(raw: dict[str, Any], name: str, value: float) -> None:

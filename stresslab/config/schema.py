@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stresslab.config.units import Duration
@@ -444,6 +445,19 @@ class Defensive(_Model):
         return self
 
 
+class Momentum(_Model):
+    """Trend followers: after the price fell by more than ``threshold`` within ``window`` they go short
+    ``capital`` (notional, quote currency), after such a rise long; they trade at most ``speed`` notional
+    per hour (default: at once) on ``venue``."""
+
+    enabled: bool = False
+    capital: NonNegFloat = Field(0.0, description="notional of the position taken on a signal, quote currency")
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(0.02, description="return over the window, a fraction")
+    window: Duration = Field(600.0, description="look-back of the return")
+    speed: PositiveFloat | None = Field(None, description="max notional traded per hour (default: at once)")
+    venue: str | None = Field(None, description="venue they trade on (default: the first venue)")
+
+
 TUNABLE = ("haircuts.base", "haircuts.vol_sensitivity", "haircuts.depth_sensitivity", "haircuts.buffer",
            "liquidation.max_order", "breakers.levels.<i>.drop", "breakers.levels.<i>.halt")
 """Config paths that ``stresslab calibrate`` can tune (``<i>``: a breaker level's index)."""
@@ -523,12 +537,27 @@ class Config(_Model):
     oracle: Oracle = Oracle()
     venues: tuple[Venue, ...] = ()
     defensive: tuple[Defensive, ...] = ()
+    momentum: Momentum = Momentum()
     calibration: Calibration | None = None
 
     @property
     def venue_names(self) -> list[str]:
         """Names of the venues; one unnamed venue when none is configured."""
         return [v.name for v in self.venues] or ["main"]
+
+    @property
+    def cohorts(self) -> list[Position]:
+        """Explicit positions plus the cohorts expanded from ``position_grids`` (leverages spaced
+        geometrically, notional weighted by leverage ** -weight_exponent)."""
+        out = list(self.positions)
+        for grid in self.position_grids:
+            lev = np.geomspace(grid.leverage_min, grid.leverage_max, grid.cohorts)
+            weights = lev ** (-grid.weight_exponent)
+            weights = weights / weights.sum()
+            out.extend(Position(side=grid.side, leverage=float(lv), notional=float(grid.notional * w),
+                                maintenance_margin=grid.maintenance_margin, accounts=grid.accounts, venue=grid.venue)
+                       for lv, w in zip(lev, weights, strict=True))
+        return out
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -573,6 +602,8 @@ class Config(_Model):
                     raise ValueError(f"{section}.{i}.venue: unknown venue {venue!r}; allowed: {sorted(known)}")
         if self.collateral.venue is not None and self.collateral.venue not in known:
             raise ValueError(f"collateral.venue: unknown venue {self.collateral.venue!r}; allowed: {sorted(known)}")
+        if self.momentum.venue is not None and self.momentum.venue not in known:
+            raise ValueError(f"momentum.venue: unknown venue {self.momentum.venue!r}; allowed: {sorted(known)}")
         if self.dealers.venue is not None and self.dealers.venue not in known:
             raise ValueError(f"dealers.venue: unknown venue {self.dealers.venue!r}; allowed: {sorted(known)}")
         if self.arbitrage.enabled and self.arbitrage.reference == "venues" and len(self.venue_names) < 2:

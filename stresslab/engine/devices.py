@@ -21,7 +21,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from stresslab.engine.scan import simulate_chunk
-from stresslab.market.params import Params, Static
+from stresslab.market.model import Params, Static
 
 PLATFORMS = ("cpu", "gpu")
 """Device kinds a run can ask for (``gpu``: NVIDIA GPUs through the CUDA build of JAX)."""

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from stresslab.config.schema import Config
 from stresslab.engine.devices import Devices, run_chunk, select
-from stresslab.market.params import Static, build
+from stresslab.market.model import Static, build
 
 CPU_CHUNK_BYTES = 512 * 2**20
 """Working-set budget of one chunk on the CPU, bytes (CPU devices share the host's memory)."""
@@ -73,10 +73,10 @@ def auto_chunk(static: Static, paths: int, devices: Devices | None = None) -> in
     devices share the host's memory, so there ``CPU_CHUNK_BYTES`` is the budget of the whole chunk.
     """
     devices = devices or select()
-    itemsize = jnp.dtype(static.dtype).itemsize
-    cohorts = max(static.n_cohorts, 1)
+    itemsize = jnp.dtype(static.grid.dtype).itemsize
+    cohorts = max(static.positions.n_cohorts, 1)
     per_path = itemsize * (WORK_ARRAYS_PER_COHORT * cohorts + RANKING_ARRAYS * cohorts**2 + 64
-                           + 3 * (static.n_blocks + 2))
+                           + 3 * (static.grid.n_blocks + 2))
     device = devices.devices[0]
     budget, cap = CPU_CHUNK_BYTES, MAX_AUTO_CHUNK_PER_CPU_DEVICE * len(devices)
     if device.platform != "cpu":

@@ -10,6 +10,8 @@ over venues under linear impact (buying on one venue is selling on another).
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -23,6 +25,20 @@ class ArbitrageParams(NamedTuple):
 
     pull: jnp.ndarray
     cap: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class ArbitrageStatic:
+    """reference: "spot" or "venues", or None when arbitrage is off."""
+
+    reference: str | None
+
+
+def build(config, grid) -> tuple[ArbitrageParams, ArbitrageStatic]:
+    ab, arr = config.arbitrage, grid.arr
+    params = ArbitrageParams(pull=arr(-math.expm1(-math.log(2.0) * grid.dt_seconds / ab.half_life)),
+                             cap=arr(ab.capacity * grid.dt_seconds / 3600.0))
+    return params, ArbitrageStatic(reference=ab.reference if ab.enabled else None)
 
 
 def flows(p: ArbitrageParams, reference: str, y_fund: jnp.ndarray, y_base: jnp.ndarray, depth: jnp.ndarray,

@@ -10,11 +10,14 @@ index, which holds the peg ("external").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.outputs import Output
 
 
 class CollateralParams(NamedTuple):
@@ -29,6 +32,63 @@ class CollateralParams(NamedTuple):
     sell_per_step: jnp.ndarray
     sell_start: jnp.ndarray
     sell_end: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class CollateralStatic:
+    """pricing: "internal" or "external", or None when no collateral is held in an asset."""
+
+    pricing: str | None
+
+
+class CollateralState(NamedTuple):
+    """y_c: the asset's log-price on each venue's book, relative to the peg (N, V)."""
+
+    y_c: jnp.ndarray
+
+
+class CollateralSummary(NamedTuple):
+    """min_y_c: lowest log-price of the asset as margin valued it (N, V)."""
+
+    min_y_c: jnp.ndarray
+
+
+def build(config, grid) -> tuple[CollateralParams, CollateralStatic]:
+    co, arr = config.collateral, grid.arr
+    params = CollateralParams(
+        share=arr(co.share if co.enabled else 0.0), depth=arr(co.depth), decay=arr(grid.decay(co.recovery_half_life)),
+        sell_per_step=arr(co.sell * grid.dt_seconds / max(co.sell_duration, grid.dt_seconds)
+                          * np.asarray(grid.one_hot(co.venue))),
+        sell_start=arr(grid.step_of(co.sell_start), jnp.int32),
+        sell_end=arr(grid.step_of(co.sell_start) + grid.steps_for(co.sell_duration), jnp.int32),
+    )
+    return params, CollateralStatic(pricing=co.pricing if co.enabled and co.share > 0 else None)
+
+
+def init(params, static, n: int) -> CollateralState:
+    return CollateralState(jnp.zeros((n, static.grid.n_venues), params.collateral.depth.dtype))
+
+
+def init_summary(params, static, n: int) -> CollateralSummary:
+    return CollateralSummary(jnp.zeros((n, static.grid.n_venues), params.collateral.depth.dtype))
+
+
+def summarise(s: CollateralSummary, static, y_c: jnp.ndarray) -> CollateralSummary:
+    return CollateralSummary(jnp.minimum(s.min_y_c, y_c if static.collateral.pricing == "internal" else 0.0))
+
+
+def revaluation(params, static, y_c: jnp.ndarray) -> jnp.ndarray:
+    """Change of each cohort's collateral per unit (N, V, C) from the asset's price as margin values it."""
+    cp = params.positions.cohorts
+    return cp.margin_per_unit * params.collateral.share * (mark(static.collateral.pricing, y_c)[..., None] - 1.0)
+
+
+OUTPUTS = (
+    Output("min_collateral_price", "1", "lowest price of the collateral asset relative to its peg, as margin saw it",
+           lambda p, s, st, su: jnp.exp(su.collateral.min_y_c[..., 0])),
+    Output("venue_min_collateral_price", "1", "lowest price of the collateral asset as the venue's margin saw it",
+           lambda p, s, st, su: jnp.exp(su.collateral.min_y_c), per_venue=True),
+)
 
 
 def pre_flow(p: CollateralParams, y_c: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:

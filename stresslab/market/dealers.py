@@ -10,6 +10,7 @@ The hedge flow of a step is target minus current hedge, in notional (buy > 0).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -56,6 +57,44 @@ class OptionTerms(NamedTuple):
     quantity: jnp.ndarray
     put: jnp.ndarray
     gamma_scale: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class DealerStatic:
+    """book: "constant_gamma" or "options", or None when no dealers hedge."""
+
+    book: str | None
+
+
+class DealerState(NamedTuple):
+    """hedge: dealers' hedge (N, V), dollars (constant gamma) or units (options)."""
+
+    hedge: jnp.ndarray
+
+
+def build(config, grid) -> tuple[DealerParams, DealerStatic]:
+    d, arr = config.dealers, grid.arr
+    venue = np.asarray(grid.one_hot(d.venue))
+    params = DealerParams(
+        gamma=arr(d.gamma * venue),
+        strike=arr([o.strike for o in d.options]),
+        expiry=arr([o.expiry / grid.seconds_per_year for o in d.options]),
+        quantity=arr(venue[:, None] * np.asarray(
+            [o.quantity * (-1.0 if o.dealer_position == "short" else 1.0) for o in d.options]).reshape(1, -1)),
+        is_call=jnp.asarray([o.type == "call" for o in d.options], bool),
+        implied_vol=arr(d.implied_vol if d.implied_vol is not None else config.market.sigma),
+    )
+    return params, DealerStatic(book=d.book if d.enabled else None)
+
+
+def init(params, static, n: int) -> DealerState:
+    """Dealers start hedged at the initial price."""
+    zeros = jnp.zeros((n, static.grid.n_venues), params.price.s0.dtype)
+    book = static.dealers.book
+    if book is None:
+        return DealerState(zeros)
+    terms = option_terms(params.dealers, params.price.s0, jnp.zeros((), zeros.dtype)) if book == "options" else None
+    return DealerState(zeros + target_hedge(params.dealers, book, zeros, terms))
 
 
 def option_terms(p: DealerParams, s0: jnp.ndarray, t_years: jnp.ndarray) -> OptionTerms:

@@ -14,9 +14,16 @@ step from the realised-volatility estimate. Kill switches (K of them) withdraw a
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
+from scipy.stats import norm
+
+from stresslab.market.outputs import Output
+from stresslab.market.reduce import fixed_sum
 
 TINY_VOL = 1e-12
 
@@ -36,6 +43,67 @@ class DefensiveParams(NamedTuple):
     zscale: jnp.ndarray
     kill_threshold: jnp.ndarray
     kill_share: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class DefensiveStatic:
+    """n_defensive: trader populations (D).  n_kill: kill switches (K)."""
+
+    n_defensive: int
+    n_kill: int
+
+
+class DefensiveState(NamedTuple):
+    """units: units each population holds (N, V, D).  stopped: stop or drawdown limit hit (N, V, D)."""
+
+    units: jnp.ndarray
+    stopped: jnp.ndarray
+
+
+class DefensiveSummary(NamedTuple):
+    """sold: notional traded by defensive traders (N, V), quote currency."""
+
+    sold: jnp.ndarray
+
+
+def build(config, grid) -> tuple[DefensiveParams, DefensiveStatic]:
+    traders = [d for d in config.defensive if d.kind != "kill_switch"]
+    kills = [d for d in config.defensive if d.kind == "kill_switch"]
+    arr, price = grid.arr, config.market.price
+    kind = np.asarray([d.kind for d in traders], dtype=object)
+
+    def is_kind(name: str) -> jnp.ndarray:
+        return jnp.asarray(kind == name, bool).reshape(-1)
+
+    params = DefensiveParams(
+        side=arr([1.0 if d.side == "long" else -1.0 for d in traders]),
+        units0=arr(grid.one_hots([d.venue for d in traders]).T * np.asarray([d.notional / price for d in traders])
+                   .reshape(1, -1)),
+        threshold=arr([d.threshold for d in traders]),
+        stop=is_kind("stop_loss"), drawdown=is_kind("drawdown"), vol_target=is_kind("vol_target"),
+        var_limit=is_kind("var_limit"),
+        zscale=arr([norm.ppf(d.confidence) * math.sqrt(d.horizon / grid.seconds_per_year) for d in traders]),
+        kill_threshold=arr([d.threshold for d in kills]),
+        kill_share=arr(grid.one_hots([d.venue for d in kills]).T * np.asarray([d.share for d in kills]).reshape(1, -1)),
+    )
+    return params, DefensiveStatic(n_defensive=len(traders), n_kill=len(kills))
+
+
+def init(params, static, n: int) -> DefensiveState:
+    p = params.defensive
+    shape = (n, static.grid.n_venues, static.defensive.n_defensive)
+    return DefensiveState(jnp.broadcast_to(p.units0, shape).astype(p.units0.dtype), jnp.zeros(shape, bool))
+
+
+def init_summary(params, static, n: int) -> DefensiveSummary:
+    return DefensiveSummary(jnp.zeros((n, static.grid.n_venues), params.price.s0.dtype))
+
+
+OUTPUTS = (
+    Output("defensive_sold", "quote currency",
+           "notional traded by defensive traders (stops, volatility and VaR limits)",
+           lambda p, s, st, su: fixed_sum(su.defensive.sold, -1)),
+)
 
 
 def depth_multiplier(p: DefensiveParams, vol: jnp.ndarray) -> jnp.ndarray:

@@ -10,9 +10,17 @@ non-decreasing in vol and in shortfall, so more volatility or less depth never l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
+
+from stresslab.market.outputs import Output
+
+SECONDS_PER_HOUR = 3600.0
+TINY_HAIRCUT = 1e-12
+"""Floor on the trough haircut in the peak/trough ratio."""
 
 
 class HaircutParams(NamedTuple):
@@ -27,6 +35,61 @@ class HaircutParams(NamedTuple):
     buffer: jnp.ndarray
     vol_ref: jnp.ndarray
     max_step: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class HaircutStatic:
+    enabled: bool
+
+
+class HaircutState(NamedTuple):
+    """haircut: the haircut in force (N, V)."""
+
+    haircut: jnp.ndarray
+
+
+class HaircutSummary(NamedTuple):
+    """max_haircut, min_haircut: extremes over the run (N, V); haircut_sum: haircut summed over steps (N, V)."""
+
+    max_haircut: jnp.ndarray
+    min_haircut: jnp.ndarray
+    haircut_sum: jnp.ndarray
+
+
+def build(config, grid) -> tuple[HaircutParams, HaircutStatic]:
+    hc, arr = config.haircuts, grid.arr
+    params = HaircutParams(
+        base=arr(hc.base), vol_sensitivity=arr(hc.vol_sensitivity), depth_sensitivity=arr(hc.depth_sensitivity),
+        floor=arr(hc.floor), cap=arr(hc.cap), buffer=arr(hc.buffer), vol_ref=arr(config.market.sigma),
+        max_step=arr(hc.max_change * grid.dt_seconds / SECONDS_PER_HOUR if hc.max_change is not None else np.inf),
+    )
+    return params, HaircutStatic(enabled=hc.enabled)
+
+
+def init(params, static, n: int) -> HaircutState:
+    """The calm haircut (reference volatility, full book), or none when haircuts are off."""
+    h0 = jnp.zeros((n, static.grid.n_venues), params.price.s0.dtype)
+    if static.haircuts.enabled:
+        h0 = h0 + target(params.haircuts, params.book.vol_ref, jnp.ones((), h0.dtype))
+    return HaircutState(h0)
+
+
+def init_summary(params, static, n: int) -> HaircutSummary:
+    h0 = init(params, static, n).haircut
+    return HaircutSummary(h0, h0, jnp.zeros_like(h0))
+
+
+def summarise(s: HaircutSummary, h: jnp.ndarray) -> HaircutSummary:
+    return HaircutSummary(jnp.maximum(s.max_haircut, h), jnp.minimum(s.min_haircut, h), s.haircut_sum + h)
+
+
+OUTPUTS = (
+    Output("max_haircut", "1", "highest collateral haircut", lambda p, s, st, su: su.haircuts.max_haircut[..., 0]),
+    Output("mean_haircut", "1", "collateral haircut averaged over the steps of the run",
+           lambda p, s, st, su: su.haircuts.haircut_sum[..., 0] / s.grid.n_steps),
+    Output("haircut_ratio", "1", "procyclicality: peak over trough haircut during the run",
+           lambda p, s, st, su: (su.haircuts.max_haircut / jnp.maximum(su.haircuts.min_haircut, TINY_HAIRCUT))[..., 0]),
+)
 
 
 def target(p: HaircutParams, vol: jnp.ndarray, depth_ratio: jnp.ndarray) -> jnp.ndarray:

@@ -12,9 +12,13 @@ Market makers withdraw as volatility rises: baseline depth scales as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
+
+from stresslab.market import defensive
+from stresslab.market.outputs import Output, Series
 
 ONE_PERCENT = 0.01
 MAX_CONSUMED = 1.0 - 1e-4
@@ -57,10 +61,64 @@ class LiquidityState(NamedTuple):
     variance: jnp.ndarray
 
 
-def initial_state(p: LiquidityParams, n: int) -> LiquidityState:
-    """Untouched books for ``n`` paths, one per venue (``p.depth`` is (V,))."""
+@dataclass(frozen=True)
+class LiquidityStatic:
+    """enabled: False for an infinitely deep book (no impact, no cascade rounds).  impact: "linear" or "sqrt"."""
+
+    enabled: bool
+    impact: str
+
+
+class BookSummary(NamedTuple):
+    """min_depth_ratio: lowest available depth over the configured depth (N, V)."""
+
+    min_depth_ratio: jnp.ndarray
+
+
+def build(config, grid) -> tuple[LiquidityParams, LiquidityStatic]:
+    """The order books of ``config.liquidity`` (per-venue depth from ``config.venues``)."""
+    liq, arr = config.liquidity, grid.arr
+    venue_depth = [v.depth or liq.depth for v in config.venues] or [liq.depth]
+    params = LiquidityParams(
+        depth=arr(venue_depth), permanent=arr(liq.permanent_fraction), decay=arr(grid.decay(liq.recovery_half_life)),
+        depletion=arr(liq.depletion), withdrawal=arr(liq.withdrawal), vol_ref=arr(config.market.sigma),
+        vol_decay=arr(grid.decay(liq.vol_half_life)),
+    )
+    return params, LiquidityStatic(enabled=liq.enabled, impact=liq.impact)
+
+
+def init(params, static, n: int) -> LiquidityState:
+    """Untouched books for ``n`` paths, one per venue (``depth`` is (V,))."""
+    p = params.book
     zeros = jnp.zeros((n, *p.depth.shape), p.depth.dtype)
     return LiquidityState(zeros, zeros, zeros, zeros + p.vol_ref**2)
+
+
+def init_summary(params, static, n: int) -> BookSummary:
+    return BookSummary(min_depth_ratio=jnp.ones((n, static.grid.n_venues), params.book.depth.dtype))
+
+
+def vol(s: LiquidityState) -> jnp.ndarray:
+    """Realised volatility estimate per year (N, V)."""
+    return jnp.sqrt(s.variance)
+
+
+def available_ratio(params, static, s: LiquidityState) -> jnp.ndarray:
+    """Available depth (withdrawal, kill switches, consumption) over the configured depth (N, V)."""
+    ratio = depth_ratio(params.book, s)
+    if static.defensive.n_kill:
+        ratio = ratio * defensive.depth_multiplier(params.defensive, vol(s))
+    return ratio
+
+
+OUTPUTS = (
+    Output("min_depth_ratio", "1", "minimum available depth over the configured depth",
+           lambda p, s, st, su: su.book.min_depth_ratio[..., 0]),
+)
+SERIES = (
+    Series("depth", "1", "available depth over the configured depth",
+           lambda p, s, st: available_ratio(p, s, st.book)[..., 0]),
+)
 
 
 def recover(p: LiquidityParams, s: LiquidityState) -> LiquidityState:

@@ -19,14 +19,20 @@ Money is in quote currency; ``units`` in the asset.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from stresslab.market import collateral
 from stresslab.market.liquidity import ONE_PERCENT
+from stresslab.market.outputs import Output, Problem, Series
 from stresslab.market.reduce import fixed_sum
 
+TIER_CAP = 1e30
+"""Upper bound of the last margin tier (a finite stand-in for infinity keeps gradients finite)."""
 RESIDUAL = 1e-6
 """Share of a cohort's initial units below which smooth triggers treat it as closed (tangents of
 ratios of vanishing units overflow)."""
@@ -85,11 +91,83 @@ class Ledger(NamedTuple):
     collateral_pnl: jnp.ndarray
 
 
+class PositionParams(NamedTuple):
+    """cohorts: the leveraged cohorts (V, C).  liquidation: the liquidation engine and insurance fund."""
+
+    cohorts: CohortParams
+    liquidation: LiquidationParams
+
+
+@dataclass(frozen=True)
+class PositionStatic:
+    """n_cohorts: cohorts per venue (C).  adl: auto-deleveraging on."""
+
+    n_cohorts: int
+    adl: bool
+
+
+class PositionState(NamedTuple):
+    """units: open units per cohort (N, V, C).  in_liq: cohort under liquidation (N, V, C), 1 or 0
+    (a weight in [0, 1] with smooth rules).  ledger: money flows (N, V)."""
+
+    units: jnp.ndarray
+    in_liq: jnp.ndarray
+    ledger: Ledger
+
+
+def build(config, grid) -> tuple[PositionParams, PositionStatic]:
+    """Cohorts per venue (V, C) from ``positions`` and ``position_grids`` (venues with fewer cohorts are
+    padded with empty ones), and the liquidation engine of ``config.liquidation``."""
+    venues = list(grid.venues)
+    by_venue: list[list] = [[] for _ in venues]
+    for c in config.cohorts:
+        by_venue[venues.index(c.venue) if c.venue is not None else 0].append(c)
+    n_cohorts = max(len(v) for v in by_venue)
+    tiers = config.margin.tiers
+    n_tiers = max(1, len(tiers))
+    shape = (len(venues), n_cohorts)
+    side, units0, accounts = np.ones(shape), np.zeros(shape), np.ones(shape)
+    entry = np.full(shape, config.market.price)
+    margin = np.ones(shape)
+    upper = np.full((*shape, n_tiers), TIER_CAP)
+    rate = np.zeros((*shape, n_tiers))
+    for v, cohorts in enumerate(by_venue):
+        for i, c in enumerate(cohorts):
+            entry[v, i] = c.entry_price or config.market.price
+            side[v, i] = 1.0 if c.side == "long" else -1.0
+            units0[v, i] = c.notional / entry[v, i]
+            margin[v, i] = entry[v, i] / c.leverage
+            accounts[v, i] = float(c.accounts)
+            if c.maintenance_margin == "tiered":
+                upper[v, i, : len(tiers) - 1] = [t.notional for t in tiers[:-1]]
+                rate[v, i] = [t.rate for t in tiers]
+            else:
+                rate[v, i, 0] = c.maintenance_margin
+    arr, lq = grid.arr, config.liquidation
+    cohorts = CohortParams(side=arr(side), units0=arr(units0), entry=arr(entry), margin_per_unit=arr(margin),
+                           tier_upper=arr(upper), tier_rate=arr(rate), accounts=arr(accounts))
+    liquidation = LiquidationParams(
+        penalty=arr(lq.penalty),
+        fund0=arr([v.insurance_fund if v.insurance_fund is not None else lq.insurance_fund
+                   for v in config.venues] or [lq.insurance_fund]),
+        max_order=arr(lq.max_order if lq.max_order is not None else np.inf),
+        collar=arr(lq.price_collar if lq.price_collar is not None else np.inf),
+    )
+    return PositionParams(cohorts, liquidation), PositionStatic(n_cohorts=n_cohorts, adl=lq.adl and n_cohorts > 0)
+
+
 def initial_ledger(lp: LiquidationParams, n: int) -> Ledger:
     """Empty ledger per path and venue (N, V); the fund starts at each venue's ``fund0``."""
     zeros = jnp.zeros((n, *lp.fund0.shape), lp.fund0.dtype)
     return Ledger(*([zeros] * 8), fund=zeros + lp.fund0, funding_long=zeros, funding_short=zeros,
                   collateral_pnl=zeros)
+
+
+def init(params, static, n: int) -> PositionState:
+    cp, dtype = params.positions.cohorts, params.positions.cohorts.units0.dtype
+    shape = (n, static.grid.n_venues, static.positions.n_cohorts)
+    return PositionState(units=jnp.broadcast_to(cp.units0, shape).astype(dtype), in_liq=jnp.zeros(shape, dtype),
+                         ledger=initial_ledger(params.positions.liquidation, n))
 
 
 def equity(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, margin: jnp.ndarray | None = None
@@ -236,3 +314,82 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
         liquidated_short=ledger.liquidated_short + adl_short,
     )
     return units - closed - taken, ledger
+
+
+def _end_value(params, static, state) -> tuple[jnp.ndarray, jnp.ndarray | float]:
+    """Collateral per unit at the horizon (N, V, C), funding included, and its revaluation part."""
+    cp = params.positions.cohorts
+    value = cp.margin_per_unit + state.funding.adj
+    if static.collateral.pricing is None:
+        return value, 0.0
+    reval = collateral.revaluation(params, static, state.collateral.y_c)
+    return value + reval, reval
+
+
+def _trader_equity(params, static, state, summary):
+    cp, ledger = params.positions.cohorts, state.positions.ledger
+    value, _ = _end_value(params, static, state)
+    open_equity = fixed_sum(equity(cp, state.positions.units, params.price.s0 * jnp.exp(state.price.y), value), -1)
+    return fixed_sum(ledger.cash + open_equity, -1)
+
+
+def _trader_pnl(params, static, state, summary):
+    cp, ledger = params.positions.cohorts, state.positions.ledger
+    s_end = params.price.s0 * jnp.exp(state.price.y)
+    open_pnl = fixed_sum(cp.side * state.positions.units * (s_end[..., None] - cp.entry), -1)
+    return fixed_sum(ledger.realised_pnl + open_pnl, -1)
+
+
+def _collateral_pnl(params, static, state, summary):
+    ledger = state.positions.ledger
+    if static.collateral.pricing is None:
+        return fixed_sum(ledger.collateral_pnl + 0.0, -1)
+    _, reval = _end_value(params, static, state)
+    return fixed_sum(ledger.collateral_pnl + fixed_sum(state.positions.units * reval, -1), -1)
+
+
+def _ledger(field: str, venue: bool = False):
+    """Compute function of a ledger field: summed over venues, or per venue."""
+    if venue:
+        return lambda p, s, st, su: getattr(st.positions.ledger, field)
+    return lambda p, s, st, su: fixed_sum(getattr(st.positions.ledger, field), -1)
+
+
+OUTPUTS = (
+    Output("liquidated_long", "quote currency", "notional of long positions liquidated", _ledger("liquidated_long")),
+    Output("liquidated_short", "quote currency", "notional of short positions liquidated",
+           _ledger("liquidated_short")),
+    Output("bad_debt", "quote currency", "negative equity left by liquidations", _ledger("bad_debt")),
+    Output("insurance_fund", "quote currency", "insurance fund at the horizon", _ledger("fund")),
+    Output("adl_notional", "quote currency", "notional closed by auto-deleveraging", _ledger("adl_notional")),
+    Output("socialised_loss", "quote currency", "bad debt neither the fund nor ADL covered", _ledger("socialised")),
+    Output("penalties", "quote currency", "liquidation penalties paid to the insurance fund", _ledger("penalties")),
+    Output("trader_equity", "quote currency", "traders' returned cash plus open equity at the horizon",
+           _trader_equity),
+    Output("trader_pnl", "quote currency", "traders' realised plus unrealised PnL", _trader_pnl),
+    Output("funding_long", "quote currency", "funding received by long cohorts (negative: paid)",
+           _ledger("funding_long")),
+    Output("funding_short", "quote currency", "funding received by short cohorts (negative: paid)",
+           _ledger("funding_short")),
+    Output("collateral_pnl", "quote currency",
+           "revaluation of collateral held in an asset (negative: depeg loss)", _collateral_pnl),
+    Output("fund_exhausted_step", "step", "first step ending with the insurance fund at zero (-1: none)",
+           lambda p, s, st, su: su.problems.fund_exhausted_step),
+    Output("venue_liquidated_long", "quote currency", "notional of long positions liquidated on the venue",
+           _ledger("liquidated_long", True), per_venue=True),
+    Output("venue_liquidated_short", "quote currency", "notional of short positions liquidated on the venue",
+           _ledger("liquidated_short", True), per_venue=True),
+    Output("venue_bad_debt", "quote currency", "negative equity left by liquidations on the venue",
+           _ledger("bad_debt", True), per_venue=True),
+    Output("venue_insurance_fund", "quote currency", "the venue's insurance fund at the horizon",
+           _ledger("fund", True), per_venue=True),
+)
+SERIES = (
+    Series("liquidation", "quote currency", "notional liquidated since the previous time point",
+           lambda p, s, st: fixed_sum(st.positions.ledger.liquidated_long + st.positions.ledger.liquidated_short, -1),
+           cumulative=True),
+)
+PROBLEMS = (
+    Problem("fund_exhausted_step", "insurance fund", "the insurance fund was exhausted",
+            "this is an outcome, not an error: later bad debt went to ADL or socialised loss", fatal=False),
+)

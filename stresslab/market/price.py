@@ -6,10 +6,18 @@ initial price, ``log(S / S0)``. Rates are per year, ``dt`` in years.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax.scipy.special import ndtri
+from scipy.stats import poisson
+
+from stresslab.market.outputs import Output, Series
+
+JUMP_TAIL = 1e-12
+"""Probability of more jumps in one step than the kernel draws (chooses ``max_jumps``)."""
 
 
 class PriceParams(NamedTuple):
@@ -38,6 +46,123 @@ class PriceParams(NamedTuple):
     spike_start: jnp.ndarray
     spike_end: jnp.ndarray
     spike_mult: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class PriceStatic:
+    """max_jumps: jumps drawn per step at most (0: no jumps)."""
+
+    max_jumps: int
+
+    @property
+    def n_draws(self) -> int:
+        """Uniforms drawn per path and step: the diffusion, and with jumps their count and size."""
+        return 3 if self.max_jumps else 1
+
+
+class PriceState(NamedTuple):
+    """fund: fundamental (spot) log-price relative to s0 (N,).  y: traded log-price per venue (N, V).
+    peak, trough: running extremes of the traded log-price (N, V)."""
+
+    fund: jnp.ndarray
+    y: jnp.ndarray
+    peak: jnp.ndarray
+    trough: jnp.ndarray
+
+
+class PriceSummary(NamedTuple):
+    """min_y: lowest traded log-price (N, V).  sum_r2: sum of squared traded log returns (N, V).
+    trough_step: step at whose end the first venue's price was lowest (N,), -1: never below the start.
+    recovery_step: first step after the trough whose price regained half of the fall, in log terms (N,)."""
+
+    min_y: jnp.ndarray
+    sum_r2: jnp.ndarray
+    trough_step: jnp.ndarray
+    recovery_step: jnp.ndarray
+
+
+def build(config, grid) -> tuple[PriceParams, PriceStatic]:
+    """The exogenous price of ``config.market`` on ``grid``."""
+    mkt = config.market
+    gaps = [s for s in mkt.shocks if s.type == "gap"]
+    spikes = [s for s in mkt.shocks if s.type == "vol_spike"]
+    jumps_on = mkt.jumps.enabled and mkt.jumps.intensity > 0
+    max_jumps = int(poisson.isf(JUMP_TAIL, mkt.jumps.intensity * grid.dt_years)) + 2 if jumps_on else 0
+    arr = grid.arr
+    params = PriceParams(
+        s0=arr(mkt.price), drift=arr(mkt.drift), sigma=arr(mkt.sigma),
+        jump_intensity=arr(mkt.jumps.intensity if jumps_on else 0.0),
+        jump_mean=arr(mkt.jumps.mean), jump_std=arr(mkt.jumps.std),
+        gap_step=arr([grid.step_of(g.at) for g in gaps], jnp.int32),
+        gap_log=arr([math.log1p(g.size) for g in gaps]),
+        spike_start=arr([grid.step_of(v.start) for v in spikes], jnp.int32),
+        spike_end=arr([grid.step_of(v.start) + grid.steps_for(v.duration) for v in spikes], jnp.int32),
+        spike_mult=arr([v.multiplier for v in spikes]),
+    )
+    return params, PriceStatic(max_jumps=max_jumps)
+
+
+def init(params, static, n: int) -> PriceState:
+    zeros = jnp.zeros((n, static.grid.n_venues), params.price.s0.dtype)
+    return PriceState(fund=jnp.zeros((n,), zeros.dtype), y=zeros, peak=zeros, trough=zeros)
+
+
+def init_summary(params, static, n: int) -> PriceSummary:
+    zeros = jnp.zeros((n, static.grid.n_venues), params.price.s0.dtype)
+    never = jnp.full((n,), -1, jnp.int32)
+    return PriceSummary(min_y=zeros, sum_r2=zeros, trough_step=never, recovery_step=never)
+
+
+def summarise(s: PriceSummary, y: jnp.ndarray, step_return: jnp.ndarray, t: jnp.ndarray) -> PriceSummary:
+    """Fold the step's traded log-price ``y`` and return (N, V) into the running extremes."""
+    new_low = y < s.min_y
+    min_y = jnp.where(new_low, y, s.min_y)
+    lead_low, lead_y, lead_min = new_low[..., 0], y[..., 0], min_y[..., 0]
+    recovered = (s.recovery_step < 0) & (s.trough_step >= 0) & ~lead_low & (lead_y >= 0.5 * lead_min)
+    return PriceSummary(
+        min_y=min_y, sum_r2=s.sum_r2 + step_return**2,
+        trough_step=jnp.where(lead_low, t, s.trough_step),
+        recovery_step=jnp.where(lead_low, -1, jnp.where(recovered, t, s.recovery_step)),
+    )
+
+
+def _seconds_after(step: jnp.ndarray, grid, since: jnp.ndarray | int) -> jnp.ndarray:
+    """Seconds from the end of step ``since`` (-1: the start) to the end of ``step``; NaN if ``step`` is -1."""
+    elapsed = (step - since).astype(jnp.dtype(grid.dtype)) * grid.dt_seconds
+    return jnp.where(step >= 0, elapsed, jnp.nan)
+
+
+def _depth(params, static, state, summary):
+    return jnp.maximum(-jnp.expm1(summary.price.min_y), 0.0)
+
+
+def _realized_vol(params, static, state, summary):
+    return jnp.sqrt(summary.price.sum_r2[..., 0] / (static.grid.n_steps * static.grid.dt_years))
+
+
+OUTPUTS = (
+    Output("cascade_depth", "1", "maximum drawdown of the traded price from its start (fraction)",
+           lambda p, s, st, su: _depth(p, s, st, su)[..., 0]),
+    Output("min_price", "quote currency", "minimum traded price",
+           lambda p, s, st, su: p.price.s0 * jnp.exp(su.price.min_y[..., 0])),
+    Output("final_price", "quote currency", "traded price at the horizon",
+           lambda p, s, st, su: p.price.s0 * jnp.exp(st.price.y[..., 0])),
+    Output("realized_vol", "1/sqrt(year)", "realised volatility of traded log returns, annualised", _realized_vol),
+    Output("time_to_trough", "s", "time from the start to the lowest traded price (NaN: never below the start)",
+           lambda p, s, st, su: _seconds_after(su.price.trough_step, s.grid, -1)),
+    Output("recovery_time", "s", "time from the trough until the price regained half of the fall, in log terms "
+           "(NaN: not within the horizon)",
+           lambda p, s, st, su: _seconds_after(su.price.recovery_step, s.grid, su.price.trough_step)),
+    Output("venue_cascade_depth", "1", "maximum drawdown of the venue's traded price from its start (fraction)",
+           _depth, per_venue=True),
+    Output("venue_min_price", "quote currency", "minimum traded price on the venue",
+           lambda p, s, st, su: p.price.s0 * jnp.exp(su.price.min_y), per_venue=True),
+    Output("venue_final_price", "quote currency", "traded price on the venue at the horizon",
+           lambda p, s, st, su: p.price.s0 * jnp.exp(st.price.y), per_venue=True),
+)
+SERIES = (
+    Series("price", "quote currency", "traded price", lambda p, s, st: p.price.s0 * jnp.exp(st.price.y[..., 0])),
+)
 
 
 def sigma_at(p: PriceParams, t: jnp.ndarray) -> jnp.ndarray:

@@ -1,0 +1,276 @@
+"""The price that clears a step's flow, and the intra-step cascade rounds that find it.
+
+Within a step the book, the haircut, the mark's fixed part and every pre-flow order are
+fixed (``Flow``). At a candidate log-price ``y`` the liquidation queue, defensive
+stops and the dealers' hedge send market orders; the clearing price solves
+``y = y_base + impact(flow(y))`` (safeguarded Newton). A cascade round solves it
+for the cohorts queued so far, checks margins and stops at that price, adds what
+newly triggered, and repeats until nothing new (``Rules.round_grew``) or
+``grid.cascade_rounds``. Arrays are (N, V) per venue, cohorts (N, V, C).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from stresslab.market import collateral, dealers, defensive, liquidity, oracle, positions
+from stresslab.market.outputs import Output, Problem
+from stresslab.market.reduce import fixed_sum
+
+MAX_NEWTON_ITERATIONS = 64
+"""Cap on the iterations for the price that clears a step's flow (Newton converges in a few)."""
+NEWTON_TOLERANCE = 8.0
+"""Convergence when an iteration moves the log-price by at most this many machine epsilons."""
+MIN_SLOPE = 0.05
+"""Below this slope of the clearing equation Newton falls back to a fixed-point step."""
+MAX_MOVE = 10.0
+"""Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+
+
+class Flow(NamedTuple):
+    """Everything the clearing equation and the margin checks need that is fixed within a step.
+
+    y_base: pre-flow log-price (N, V).  exogenous: pre-flow notional (programs, arbitrage, risk targets,
+    trend followers), buy > 0 (N, V).  depth: available 1 % depth (N, V).  units: cohort units (N, V, C).
+    hedge: dealers' hedge (N, V).  options: the options book's per-step terms (or None).
+    mark_fixed, mark_prev: the mark's fixed source and the previous smoothed mark (N, V).
+    y_c_base: collateral-asset log-price before liquidations sell seized collateral (N, V).
+    haircut (N, V).  adj: funding received per unit (N, V, C).  defensive_units (N, V, D).
+    peak, trough: running extremes of the traded log-price (N, V).
+    """
+
+    y_base: jnp.ndarray
+    exogenous: jnp.ndarray
+    depth: jnp.ndarray
+    units: jnp.ndarray
+    hedge: jnp.ndarray
+    options: dealers.OptionTerms | None
+    mark_fixed: jnp.ndarray
+    mark_prev: jnp.ndarray
+    y_c_base: jnp.ndarray
+    haircut: jnp.ndarray
+    adj: jnp.ndarray
+    defensive_units: jnp.ndarray
+    peak: jnp.ndarray
+    trough: jnp.ndarray
+
+
+class Queue(NamedTuple):
+    """Flow waiting to execute, per venue (N, V): liquidations' net signed units (long > 0) and
+    total units, the collateral-asset notional (at the peg) they hold, and defensive stops' net units."""
+
+    net_units: jnp.ndarray
+    total_units: jnp.ndarray
+    collateral: jnp.ndarray
+    stop_units: jnp.ndarray
+
+
+class Margin(NamedTuple):
+    """Collateral per unit (N, V, C): for margin checks (after the haircut), at value, and its
+    revaluation (collateral held in an asset). None when plain posted collateral applies."""
+
+    check: jnp.ndarray | None
+    value: jnp.ndarray | None
+    reval: jnp.ndarray | float
+
+
+class Cleared(NamedTuple):
+    """Result of the cascade rounds: clearing log-price ``y`` (N, V); ``solved`` the cohorts whose flow
+    is in ``y`` and their ``queue``; ``in_liq`` every cohort in liquidation; defensive populations
+    ``stopped``; feedback ``phi`` = d impact / d y at ``y``; ``exhausted`` where rounds ran out."""
+
+    y: jnp.ndarray
+    solved: jnp.ndarray
+    queue: Queue
+    in_liq: jnp.ndarray
+    stopped: jnp.ndarray
+    phi: jnp.ndarray
+    exhausted: jnp.ndarray
+
+
+def queue(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Queue:
+    """The flow of the cohorts in liquidation (weights ``in_liq``) and of stopped defensive populations."""
+    cp = params.positions.cohorts
+    queued = in_liq * f.units
+    stops = jnp.where(stopped, f.defensive_units, 0.0)
+    return Queue(fixed_sum(cp.side * queued, -1), fixed_sum(queued, -1),
+                 fixed_sum(queued * cp.margin_per_unit * params.collateral.share, -1),
+                 fixed_sum(params.defensive.side * stops, -1))
+
+
+def margin(params, static, f: Flow, y_c: jnp.ndarray) -> Margin:
+    """Collateral per unit at collateral-asset log-price ``y_c``, with the step's haircut and funding."""
+    if static.collateral.pricing is None and not static.haircuts.enabled and not static.funding.every:
+        return Margin(None, None, 0.0)
+    posted = params.positions.cohorts.margin_per_unit
+    reval = 0.0
+    if static.collateral.pricing is not None:
+        reval = collateral.revaluation(params, static, y_c)
+        posted = posted + reval
+    check = posted * (1.0 - f.haircut[..., None]) if static.haircuts.enabled else posted
+    return Margin(check + f.adj, posted + f.adj, reval)
+
+
+def mark(params, static, f: Flow, y: jnp.ndarray) -> jnp.ndarray:
+    """Mark log-price for margin at the round's clearing log-price ``y`` (N, V)."""
+    return oracle.mark(params.oracle, static.oracle, f.mark_fixed, f.mark_prev, y)
+
+
+def fill_price(params, f: Flow, y: jnp.ndarray) -> jnp.ndarray:
+    """Average execution price of the step's market orders: the geometric mid of the pre-flow and clearing prices."""
+    return params.price.s0 * jnp.exp(0.5 * (f.y_base + y))
+
+
+def execution_fraction(params, static, f: Flow, q: Queue, fill: jnp.ndarray) -> jnp.ndarray:
+    """Share of the liquidation queue executed this step at fill price ``fill`` under the engine's caps (N, V)."""
+    return positions.execution_fraction(params.positions.liquidation, q.total_units * fill, f.depth,
+                                        static.book.impact)
+
+
+def total_flow(params, static, f: Flow, q: Queue, y: jnp.ndarray):
+    """Signed notional flow at log-price ``y`` (N, V) and its derivative d flow / d y."""
+    fill = fill_price(params, f, y)
+    frac = execution_fraction(params, static, f, q, fill)
+    liq = -q.net_units * frac * fill
+    stops = -q.stop_units * fill
+    flow, slope = f.exogenous + liq + stops, jnp.where(frac < 1.0, 0.0, 0.5 * liq) + 0.5 * stops
+    if static.dealers.book is not None:
+        hedge, hedge_slope = dealers.hedge_flow(params.dealers, static.dealers.book, f.hedge, y, params.price.s0,
+                                                f.options)
+        flow, slope = flow + hedge, slope + hedge_slope
+    return flow, slope
+
+
+def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
+    """Solve y = y_base + impact(flow(y)) by safeguarded Newton, path by path until converged.
+
+    Where the equation's slope is too small for Newton (strong feedback) a
+    fixed-point step is taken instead. Returns (y, feedback phi = d impact / d y).
+    """
+    tolerance = NEWTON_TOLERANCE * jnp.finfo(y.dtype).eps
+
+    def iterate(y):
+        flow, slope = total_flow(params, static, f, q, y)
+        move, dmove = liquidity.impact(flow, f.depth, static.book.impact)
+        fprime = 1.0 - dmove * slope
+        newton = fprime > MIN_SLOPE
+        y_new = jnp.where(newton, y - (y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
+        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE), dmove * slope
+
+    def cond(carry):
+        k, _, active, _ = carry
+        return (k < MAX_NEWTON_ITERATIONS) & jnp.any(active)
+
+    def body(carry):
+        k, y, active, phi = carry
+        y_new, phi_new = iterate(y)
+        converged = jnp.abs(y_new - y) <= tolerance * (1.0 + jnp.abs(y))
+        return k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi)
+
+    _, y, _, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
+    return y, phi
+
+
+def collateral_after(params, static, f: Flow, sold_at_peg: jnp.ndarray) -> jnp.ndarray:
+    """Collateral-asset log-price after selling ``sold_at_peg`` (its notional at the peg) of seized collateral."""
+    if static.collateral.pricing is None:
+        return f.y_c_base
+    return collateral.after_sale(params.collateral, f.y_c_base, sold_at_peg * jnp.exp(f.y_c_base))
+
+
+def liquidation_weights(params, static, units, in_liq, mark_price, check) -> jnp.ndarray:
+    """Liquidation weight of each cohort at ``mark_price`` under the rules (1/0, or smooth)."""
+    return static.rules.liquidation(params.positions.cohorts, units, in_liq, mark_price, check,
+                                    params.rules.temperature)
+
+
+def _triggered(params, static, f: Flow, queued, stopped, q: Queue, y: jnp.ndarray):
+    """Liquidation weights of the cohorts and defensive populations newly stopped at ``y``."""
+    m = margin(params, static, f, collateral_after(params, static, f, q.collateral))
+    mark_price = params.price.s0 * jnp.exp(mark(params, static, f, y))
+    new = liquidation_weights(params, static, f.units, queued, mark_price, m.check)
+    new_stops = defensive.stopped(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
+    return new, new_stops
+
+
+def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, active: jnp.ndarray) -> Cleared:
+    """Intra-step cascade rounds on the venues where ``active`` (N, V) holds."""
+    rules = static.rules
+
+    def cond(carry):
+        k, *_, active = carry
+        return (k < static.grid.cascade_rounds) & jnp.any(active)
+
+    def body(carry):
+        k, y, solved, old_queue, queued, stops, phi, active = carry
+        new_queue = queue(params, f, queued, stops)
+        y_new, phi_new = clear(params, static, f, new_queue, y)
+        y = jnp.where(active, y_new, y)
+        phi = jnp.where(active, phi_new, phi)
+        solved = jnp.where(active[..., None], queued, solved)
+        q = Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, old_queue, strict=True)))
+        weight, new_stops = _triggered(params, static, f, queued, stops, q, y)
+        raised = jnp.where(active[..., None], jnp.maximum(queued, weight), queued)
+        new_stops = new_stops & active[..., None]
+        grew = rules.round_grew(raised, queued)
+        return k + 1, y, solved, q, raised, stops | new_stops, phi, active & (grew | jnp.any(new_stops, -1))
+
+    zeros = jnp.zeros_like(f.y_base)
+    init = (0, f.y_base, in_liq, Queue(zeros, zeros, zeros, zeros), in_liq, stopped, zeros, active)
+    _, y, solved, q, queued, stops, phi, exhausted = jax.lax.while_loop(cond, body, init)
+    return Cleared(y, solved, q, queued, stops, phi, exhausted)
+
+
+def no_book(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Cleared:
+    """Without a book (``liquidity.enabled = false``) nothing moves the price: the queue trades at ``y_base``."""
+    zeros = jnp.zeros_like(f.y_base)
+    return Cleared(f.y_base, in_liq, queue(params, f, in_liq, stopped), in_liq, stopped, zeros,
+                   jnp.zeros_like(f.y_base, bool))
+
+
+OUTPUTS = (
+    Output("unstable_step", "step", "first step with unstable hedging feedback (-1: none)",
+           lambda p, s, st, su: su.problems.unstable_step),
+    Output("rounds_exhausted", "steps", "steps whose cascade needed more than cascade_rounds rounds",
+           lambda p, s, st, su: su.problems.rounds_exhausted),
+    Output("floor_step", "step", "first step whose order flow moved the log-price by the model bound (-1: none)",
+           lambda p, s, st, su: su.problems.floor_step),
+    Output("nonfinite_step", "step", "first step with a non-finite price, depth, hedge or fund (-1: none)",
+           lambda p, s, st, su: su.problems.nonfinite_step),
+)
+PROBLEMS = (
+    Problem("unstable_step", "dealer hedging", "hedging feedback became unstable (dealer gamma / available depth >= 1)",
+            "lower dealers.gamma, raise liquidity.depth, or reduce liquidity.withdrawal/depletion", fatal=True),
+    Problem("floor_step", "price impact", "order flow exhausted the book: one step's flow moved the log-price by "
+            "the model bound (a fall of more than 99.99 %)",
+            "raise liquidity.depth, lower liquidity.depletion, or cap liquidation.max_order / price_collar",
+            fatal=True),
+    Problem("nonfinite_step", "numerics", "the state became non-finite (NaN or infinite price, depth, hedge or fund)",
+            "use simulation.dtype = 'float64' or check the config for extreme values", fatal=True),
+    Problem("rounds_exhausted", "cascade rounds", "a cascade needed more than simulation.cascade_rounds rounds in a "
+            "step and continued into the next step",
+            "raise simulation.cascade_rounds to resolve it within the step", fatal=False, counted=True),
+)
+
+
+class ProblemSummary(NamedTuple):
+    """First step of each problem per path (N,), -1: never; rounds_exhausted counts steps.
+
+    unstable_step: hedging feedback with no stable solution.  rounds_exhausted: steps whose cascade needed
+    more than ``cascade_rounds`` rounds.  floor_step: a step's flow moved the log-price by MAX_MOVE.
+    nonfinite_step: a non-finite state.  fund_exhausted_step: a step ended with an insurance fund at zero.
+    """
+
+    unstable_step: jnp.ndarray
+    rounds_exhausted: jnp.ndarray
+    floor_step: jnp.ndarray
+    nonfinite_step: jnp.ndarray
+    fund_exhausted_step: jnp.ndarray
+
+
+def init_problems(n: int) -> ProblemSummary:
+    never = jnp.full((n,), -1, jnp.int32)
+    return ProblemSummary(never, jnp.zeros((n,), jnp.int32), never, never, never)

@@ -1,0 +1,95 @@
+"""The market model as a whole: build its parts from a config, start its state, and read its outputs.
+
+``build(config)`` returns ``Params`` (a ``Parts`` of array pytrees: everything a user may
+sweep or calibrate) and ``Static`` (a hashable ``Parts`` of shapes, switches, the time
+grid and the rules), one part per mechanism of ``step.MECHANISMS``. The registry of
+per-path ``OUTPUTS``, recorded ``SERIES`` and ``PROBLEMS`` is collected here from the
+mechanism modules, in model order; the engine, the Dataset, ``status``, the report, the
+benchmarks and the tests read it. Nothing here imports the config schema at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import jax.numpy as jnp
+
+from stresslab.market import clearing, rules
+from stresslab.market.grid import Grid
+from stresslab.market.outputs import Output, Problem, Series
+from stresslab.market.parts import Parts
+from stresslab.market.step import MECHANISMS
+
+if TYPE_CHECKING:
+    from stresslab.config.schema import Config
+
+Params = Parts
+Static = Parts
+
+SERIES: tuple[Series, ...] = tuple(series for _, module in MECHANISMS for series in getattr(module, "SERIES", ()))
+"""Recorded series, first venue, at every record point."""
+OUTPUTS: tuple[Output, ...] = (
+    *(output for _, module in MECHANISMS for output in getattr(module, "OUTPUTS", ())),
+    *clearing.OUTPUTS,
+)
+"""Per-path outputs at the end of the horizon: prices from the first venue, money summed over venues, and
+``venue_*`` outputs (path, venue) with two or more venues."""
+PROBLEMS: tuple[Problem, ...] = tuple(sorted(
+    (*clearing.PROBLEMS, *(problem for _, module in MECHANISMS for problem in getattr(module, "PROBLEMS", ()))),
+    key=lambda problem: not problem.fatal))
+"""Problems the kernel records per path, in the order they are reported (fatal ones first)."""
+
+
+def _unique(entries, kind: str) -> None:
+    names = [e.name for e in entries]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{kind} declared twice: {repeated}")
+
+
+_unique(OUTPUTS, "outputs")
+_unique(SERIES, "series")
+
+
+def output(name: str) -> Output:
+    """The registry entry of per-path output ``name``."""
+    for o in OUTPUTS:
+        if o.name == name:
+            return o
+    raise KeyError(f"no output {name!r}")
+
+
+def build(config: Config, smooth: bool = False) -> tuple[Parts, Parts]:
+    """Turn one validated scenario into kernel inputs: (Params, Static).
+
+    ``smooth`` chooses the relaxed rules (calibration) instead of the hard ones.
+    """
+    grid = Grid.of(config.simulation, config.venue_names)
+    params = {"rules": rules.RulesParams(temperature=grid.arr(rules.DEFAULT_TEMPERATURE))}
+    static = {"grid": grid, "rules": rules.Smooth() if smooth else rules.Hard()}
+    for name, module in MECHANISMS:
+        params[name], static[name] = module.build(config, grid)
+    return Parts(**params), Parts(**static)
+
+
+def init(params: Parts, static: Parts, n: int) -> tuple[Parts, Parts]:
+    """The state and the online summary of ``n`` paths at the start."""
+    state = {name: m.init(params, static, n) for name, m in MECHANISMS if hasattr(m, "init")}
+    summary = {name: m.init_summary(params, static, n) for name, m in MECHANISMS if hasattr(m, "init_summary")}
+    return Parts(**state), Parts(**summary, problems=clearing.init_problems(n))
+
+
+def finish(params: Parts, static: Parts, state: Parts, summary: Parts) -> dict[str, jnp.ndarray]:
+    """Per-path outputs {name: (N,) or (N, V)} at the end of the horizon."""
+    n_venues = static.grid.n_venues
+    return {o.name: o.compute(params, static, state, summary) for o in OUTPUTS if o.exists(n_venues)}
+
+
+def record(params: Parts, static: Parts, state: Parts) -> dict[str, jnp.ndarray]:
+    """Recorded series {name: (N,)} at one time point (cumulative series as running totals)."""
+    return {s.name: s.record(params, static, state) for s in SERIES}
+
+
+def n_draws(static: Parts) -> int:
+    """Uniforms drawn per path and step."""
+    return static.price.n_draws

@@ -1,0 +1,80 @@
+"""What the kernel reports, declared once by the mechanism that produces it.
+
+Each mechanism module lists its per-path ``OUTPUTS`` (and, where it has any, recorded
+``SERIES`` and ``PROBLEMS``); ``market/model.py`` collects them in model order. The
+engine computes them, the Dataset gives them their dims, units and long names,
+``status`` turns problems into errors and warnings, and the report, the benchmarks and
+the tests read the same lists. An entry without known units fails when its module is
+imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+UNITS = ("1", "quote currency", "s", "step", "steps", "1/sqrt(year)")
+"""Units an output may carry: a fraction or count ("1"), money, seconds, a step index, a number of steps,
+or an annualised volatility."""
+
+Compute = Callable[..., jnp.ndarray]
+"""``compute(params, static, state, summary)`` at the end of the horizon: (N,) or, per venue, (N, V)."""
+
+
+def _check_units(name: str, units: str) -> None:
+    if units not in UNITS:
+        raise ValueError(f"output {name!r}: units {units!r} is not one of {UNITS}")
+
+
+@dataclass(frozen=True)
+class Output:
+    """A per-path output: ``name``, ``units``, ``long_name``, how it is ``compute``d, and whether it is
+    ``per_venue`` (dims (path, venue), present when the config has two or more venues; else (path,))."""
+
+    name: str
+    units: str
+    long_name: str
+    compute: Compute
+    per_venue: bool = False
+
+    def __post_init__(self) -> None:
+        _check_units(self.name, self.units)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return ("path", "venue") if self.per_venue else ("path",)
+
+    def exists(self, n_venues: int) -> bool:
+        """Whether a run with ``n_venues`` venues has this output."""
+        return n_venues > 1 or not self.per_venue
+
+
+@dataclass(frozen=True)
+class Series:
+    """A recorded time series of the first venue: ``record(params, static, state)`` -> (N,) at each record point.
+    ``cumulative`` series are stored as the increment since the previous time point."""
+
+    name: str
+    units: str
+    long_name: str
+    record: Compute
+    cumulative: bool = False
+
+    def __post_init__(self) -> None:
+        _check_units(self.name, self.units)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem the kernel records per path in the output ``output``: the first step it happened (-1: never),
+    or with ``counted`` the number of steps it happened in. ``fatal`` problems make the numbers untrustworthy
+    (an error unless the user asks for warnings); the others are outcomes worth a warning."""
+
+    output: str
+    mechanism: str
+    message: str
+    advice: str
+    fatal: bool
+    counted: bool = False

@@ -1,0 +1,180 @@
+"""Every discontinuous decision of the kernel, in one object chosen outside jit.
+
+``Hard`` holds the exchange rules as they are (runs, reports, held-out evaluation);
+``Smooth`` relaxes them for gradient-based calibration with width ``temperature``
+(``params.rules.temperature``). ``static.rules`` is one of the two; the step
+function calls its methods and never asks which one it has.
+
+Decisions, and what ``Smooth`` does with each (method by method below):
+
+============================  =====================================================
+decision                      smooth relaxation (temperature T)
+============================  =====================================================
+trading share (halts)         real share 1 - clip(halt left, 0, 1) of the step
+open (who trades this step)   not relaxed: share > 1/2
+gate / keep (halted venues)   blend by the traded share
+liquidation trigger           sigmoid of the margin shortfall per notional / T
+cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS eps
+breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
+price band                    not relaxed: the band is off
+ADL decision, fund shortfall  not relaxed: queued = weight >= 1/2
+defensive stops               not relaxed
+kill switches                 not relaxed
+momentum signal               sigmoid of (|window return| - threshold) / T
+Newton stopping (clearing)    not relaxed: tolerance-stopped iterations
+============================  =====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from stresslab.market import breakers, positions
+
+DEFAULT_TEMPERATURE = 1e-3
+"""Width of the smooth relaxations when none is given."""
+SMOOTH_ROUND_ULPS = 100.0
+"""With smooth triggers, cascade rounds stop when no cohort's liquidation weight rises by more than this
+many machine epsilons (an early stop leaves a jump of that size in the relaxed objective)."""
+
+
+class RulesParams(NamedTuple):
+    """temperature: width of the smooth relaxations (a fraction of notional for margin triggers,
+    log-price for breaker levels and momentum signals); unused by the hard rules."""
+
+    temperature: jnp.ndarray
+
+
+def build(config, grid) -> tuple[RulesParams, None]:
+    return RulesParams(temperature=grid.arr(DEFAULT_TEMPERATURE)), None
+
+
+@dataclass(frozen=True)
+class Hard:
+    """The exchange rules: every decision is a bool."""
+
+    smooth: ClassVar[bool] = False
+
+    def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
+        """Whether each venue trades this step (N, V) bool: no halt left."""
+        return s.left <= 0
+
+    def open(self, trading: jnp.ndarray) -> jnp.ndarray:
+        """The hard view of ``trading`` (N, V) bool."""
+        return trading
+
+    def none_halted(self, shape, dtype) -> jnp.ndarray:
+        """``trading`` where no venue has breakers (N, V)."""
+        return jnp.ones(shape, bool)
+
+    def gate(self, trading: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+        """Flow ``x`` sent to the book: all of it where the venue trades, none where halted."""
+        return jnp.where(trading, x, 0.0)
+
+    def keep(self, trading: jnp.ndarray, new: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
+        """``new`` where the venue traded, ``old`` where it was halted."""
+        return jnp.where(trading, new, old)
+
+    def rounds_on(self, trading: jnp.ndarray) -> jnp.ndarray:
+        """Venues where cascade rounds run (N, V) bool."""
+        return trading
+
+    def liquidation(self, cp: positions.CohortParams, units, in_liq, mark, check, temperature) -> jnp.ndarray:
+        """Cohorts in liquidation at ``mark`` (N, V, C): 1 if already queued or below maintenance, else 0."""
+        new = positions.newly_triggered(cp, units, in_liq >= 0.5, mark, check)
+        return jnp.maximum(in_liq, new.astype(in_liq.dtype))
+
+    def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
+        """Whether a cascade round added a cohort (N, V): another round is needed."""
+        return jnp.any(raised > queued, -1)
+
+    def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
+        """No halt yet; integer countdowns and bool level flags."""
+        return breakers.initial_state(n, n_venues, n_levels, dtype, jnp.int32, bool)
+
+    def breakers(self, p, static, s, trading, breached, y, vol, temperature) -> breakers.BreakerState:
+        """End-of-step breaker update (:func:`breakers.advance`)."""
+        return breakers.advance(p, static.reference, s, ~trading, trading, breached, y, vol)
+
+    def band(self, p, static, trading, y, y_prev, y_base, depth, impact):
+        """The price band (:func:`breakers.band`): (y, share of the flow executed, breached)."""
+        if not static.band:
+            return y, 1.0, jnp.zeros_like(trading)
+        return breakers.band(p, trading, y, y_prev, y_base, depth, impact)
+
+    def adl_queue(self, in_liq: jnp.ndarray, open_: jnp.ndarray) -> jnp.ndarray:
+        """Cohorts ADL may close (N, V, C): queued for liquidation on a venue that trades."""
+        return (in_liq >= 0.5) & open_[..., None]
+
+    def signal(self, excess: jnp.ndarray, temperature) -> jnp.ndarray:
+        """A threshold rule's firing (1 or 0, in the dtype of ``excess``): ``excess`` > 0."""
+        return (excess > 0).astype(excess.dtype)
+
+
+@dataclass(frozen=True)
+class Smooth(Hard):
+    """Relaxed rules for calibration: each tends to the hard rule as the temperature goes to 0.
+
+    Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ``open``
+    (a venue counts as open when more than half of the step traded), ``adl_queue`` (a cohort
+    counts as queued when its liquidation weight is at least 1/2; the fund-shortfall test
+    inside ADL is hard too), defensive stops and kill switches (hard in both), and Newton's
+    tolerance-stopped clearing iterations.
+    """
+
+    smooth: ClassVar[bool] = True
+
+    def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
+        """Share of the step each venue trades (N, V): 1 - clip(left, 0, 1) of a real-valued countdown."""
+        return 1.0 - jnp.clip(s.left, 0.0, 1.0)
+
+    def open(self, trading: jnp.ndarray) -> jnp.ndarray:
+        """Not relaxed: a venue counts as open when more than half of the step traded."""
+        return trading > 0.5
+
+    def none_halted(self, shape, dtype) -> jnp.ndarray:
+        return jnp.ones(shape, dtype)
+
+    def gate(self, trading: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+        """The traded share of ``x``."""
+        return x * trading
+
+    def keep(self, trading: jnp.ndarray, new: jnp.ndarray, old: jnp.ndarray) -> jnp.ndarray:
+        """A blend by the traded share: old + g (new - old)."""
+        return old + trading * (new - old)
+
+    def rounds_on(self, trading: jnp.ndarray) -> jnp.ndarray:
+        """Rounds run wherever any share of the step trades."""
+        return trading > 0
+
+    def liquidation(self, cp, units, in_liq, mark, check, temperature) -> jnp.ndarray:
+        """Weight in [0, 1]: sigmoid((maintenance - equity) / (units x mark) / T) (:func:`positions.trigger_weight`);
+        a weight never falls within a step."""
+        return jnp.maximum(in_liq, positions.trigger_weight(cp, units, mark, check, temperature))
+
+    def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
+        """Another round while some weight rose by more than SMOOTH_ROUND_ULPS machine epsilons."""
+        tolerance = SMOOTH_ROUND_ULPS * jnp.finfo(raised.dtype).eps
+        return jnp.any(raised > queued + tolerance, -1)
+
+    def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
+        """No halt yet; real-valued countdowns and level weights."""
+        return breakers.initial_state(n, n_venues, n_levels, dtype, dtype, dtype)
+
+    def breakers(self, p, static, s, trading, breached, y, vol, temperature) -> breakers.BreakerState:
+        """Levels fire with weight sigmoid((threshold - y) / T) times the traded share and what is left of
+        the level; the halt left is a real countdown (:func:`breakers.advance_smooth`)."""
+        return breakers.advance_smooth(p, static.reference, s, trading, y, vol, temperature)
+
+    def band(self, p, static, trading, y, y_prev, y_base, depth, impact):
+        """Not relaxed: no price band in smooth mode."""
+        return y, 1.0, jnp.zeros(y.shape, bool)
+
+    def signal(self, excess: jnp.ndarray, temperature) -> jnp.ndarray:
+        """sigmoid(excess / T)."""
+        return jax.nn.sigmoid(excess / temperature)
+
