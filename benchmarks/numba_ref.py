@@ -41,14 +41,39 @@ STATS = ("rounds", "newton", "adl", "settle", "band", "halted")
 # ledger slots
 CASH, REALISED, PENALTIES, BAD_DEBT, SOCIALISED, ADL, LIQ_LONG, LIQ_SHORT, FUND, FUND_LONG, FUND_SHORT = range(11)
 N_LEDGER = 11
-# output columns (scenario.OUTPUTS order)
+# output columns, in scenario.OUTPUTS order (the registry's), looked up by name
 COL = {name: i for i, name in enumerate(OUTPUTS)}
-(COL_CASCADE_DEPTH, COL_MIN_PRICE, COL_FINAL_PRICE, COL_LIQUIDATED_LONG, COL_LIQUIDATED_SHORT, COL_BAD_DEBT,
- COL_INSURANCE_FUND, COL_ADL_NOTIONAL, COL_SOCIALISED_LOSS, COL_PENALTIES, COL_REALIZED_VOL, COL_MIN_DEPTH_RATIO,
- COL_TRADER_EQUITY, COL_TRADER_PNL, COL_FUNDING_LONG, COL_FUNDING_SHORT, COL_MIN_FUNDING_RATE, COL_MAX_FUNDING_RATE,
- COL_HALTED_TIME, COL_HALT_COUNT, COL_MAX_HAIRCUT, COL_MEAN_HAIRCUT, COL_HAIRCUT_RATIO, COL_MIN_BASIS,
- COL_UNSTABLE_STEP, COL_ROUNDS_EXHAUSTED, COL_FLOOR_STEP, COL_NONFINITE_STEP, COL_FUND_EXHAUSTED_STEP,
- COL_TIME_TO_TROUGH, COL_RECOVERY_TIME) = range(len(OUTPUTS))
+COL_CASCADE_DEPTH = COL["cascade_depth"]
+COL_MIN_PRICE = COL["min_price"]
+COL_FINAL_PRICE = COL["final_price"]
+COL_LIQUIDATED_LONG = COL["liquidated_long"]
+COL_LIQUIDATED_SHORT = COL["liquidated_short"]
+COL_BAD_DEBT = COL["bad_debt"]
+COL_INSURANCE_FUND = COL["insurance_fund"]
+COL_ADL_NOTIONAL = COL["adl_notional"]
+COL_SOCIALISED_LOSS = COL["socialised_loss"]
+COL_PENALTIES = COL["penalties"]
+COL_REALIZED_VOL = COL["realized_vol"]
+COL_MIN_DEPTH_RATIO = COL["min_depth_ratio"]
+COL_TRADER_EQUITY = COL["trader_equity"]
+COL_TRADER_PNL = COL["trader_pnl"]
+COL_FUNDING_LONG = COL["funding_long"]
+COL_FUNDING_SHORT = COL["funding_short"]
+COL_MIN_FUNDING_RATE = COL["min_funding_rate"]
+COL_MAX_FUNDING_RATE = COL["max_funding_rate"]
+COL_HALTED_TIME = COL["halted_time"]
+COL_HALT_COUNT = COL["halt_count"]
+COL_MAX_HAIRCUT = COL["max_haircut"]
+COL_MEAN_HAIRCUT = COL["mean_haircut"]
+COL_HAIRCUT_RATIO = COL["haircut_ratio"]
+COL_MIN_BASIS = COL["min_basis"]
+COL_UNSTABLE_STEP = COL["unstable_step"]
+COL_ROUNDS_EXHAUSTED = COL["rounds_exhausted"]
+COL_FLOOR_STEP = COL["floor_step"]
+COL_NONFINITE_STEP = COL["nonfinite_step"]
+COL_FUND_EXHAUSTED_STEP = COL["fund_exhausted_step"]
+COL_TIME_TO_TROUGH = COL["time_to_trough"]
+COL_RECOVERY_TIME = COL["recovery_time"]
 INT_OUTPUTS = ("halt_count", "unstable_step", "rounds_exhausted", "floor_step", "nonfinite_step",
                "fund_exhausted_step")
 

@@ -59,7 +59,7 @@ from stresslab.engine.keys import path_keys, step_uniforms  # noqa: E402
 from stresslab.engine.runner import auto_chunk, per_device, precision  # noqa: E402
 from stresslab.engine.scan import simulate_chunk  # noqa: E402
 from stresslab.market import price  # noqa: E402
-from stresslab.market.params import Static, build  # noqa: E402
+from stresslab.market.model import Static, build  # noqa: E402
 
 IMPLS = ("floor", "stresslab", "numba", "numpy")
 GENERATORS = {
@@ -154,13 +154,14 @@ def _floor_chunk(price_params: price.PriceParams, seed_key: jax.Array, first_ind
                  chunk: int) -> jnp.ndarray:
     """The bare random walk: stresslab's exogenous log-price on stresslab's draws, nothing else (final log-price)."""
     keys = path_keys(seed_key, first_index, chunk)
-    dtype = jnp.dtype(static.dtype)
+    grid = static.grid
+    dtype = jnp.dtype(grid.dtype)
 
     def step(y, t):
-        draws = step_uniforms(keys, t, static.n_draws, dtype)
-        return y + price.exogenous_return(price_params, t, draws, static.dt_years, static.max_jumps), None
+        draws = step_uniforms(keys, t, static.price.n_draws, dtype)
+        return y + price.exogenous_return(price_params, t, draws, grid.dt_years, static.price.max_jumps), None
 
-    y, _ = jax.lax.scan(step, jnp.zeros((chunk,), dtype), jnp.arange(static.n_steps, dtype=jnp.int32))
+    y, _ = jax.lax.scan(step, jnp.zeros((chunk,), dtype), jnp.arange(grid.n_steps, dtype=jnp.int32))
     return y
 
 

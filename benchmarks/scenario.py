@@ -30,19 +30,16 @@ import numpy as np
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.runner import precision
-from stresslab.market.params import Static, build
+from stresslab.market.model import OUTPUTS as REGISTRY
+from stresslab.market.model import Static, build
 
 REFERENCE = Path(__file__).with_name("reference.toml")
 """The shipped reference scenario."""
 
-OUTPUTS = (
-    "cascade_depth", "min_price", "final_price", "liquidated_long", "liquidated_short", "bad_debt",
-    "insurance_fund", "adl_notional", "socialised_loss", "penalties", "realized_vol", "min_depth_ratio",
-    "trader_equity", "trader_pnl", "funding_long", "funding_short", "min_funding_rate", "max_funding_rate",
-    "halted_time", "halt_count", "max_haircut", "mean_haircut", "haircut_ratio", "min_basis", "unstable_step",
-    "rounds_exhausted", "floor_step", "nonfinite_step", "fund_exhausted_step", "time_to_trough", "recovery_time",
-)
-"""Per-path outputs the references compute, with stresslab's names (``engine/scan.py``)."""
+NOT_PORTED = ("min_collateral_price", "collateral_pnl", "defensive_sold", "momentum_traded")
+"""Outputs of mechanisms the references do not port (:func:`load` refuses configs that switch them on)."""
+OUTPUTS = tuple(o.name for o in REGISTRY if not o.per_venue and o.name not in NOT_PORTED)
+"""Per-path outputs the references compute, with stresslab's names and order (``market/model.OUTPUTS``)."""
 
 
 class Unsupported(ValueError):
@@ -165,13 +162,14 @@ def config(path: str | Path = REFERENCE, overrides: list[str] | tuple[str, ...] 
 
 def _check(static: Static) -> None:
     refused = {
-        "several venues": static.n_venues != 1,
-        "a collateral asset": static.collateral is not None,
-        "defensive traders or kill switches": static.n_defensive > 0 or static.n_kill > 0,
-        "an index, spot or smoothed mark": static.mark != "last" or static.smoothing,
-        "liquidity.enabled = false": not static.liquidity,
-        "cross-venue arbitrage": static.arbitrage not in (None, "spot"),
-        "smooth (calibration) mode": getattr(static, "smooth", False),
+        "several venues": static.grid.n_venues != 1,
+        "a collateral asset": static.collateral.pricing is not None,
+        "defensive traders or kill switches": static.defensive.n_defensive > 0 or static.defensive.n_kill > 0,
+        "trend followers": static.momentum.enabled,
+        "an index, spot or smoothed mark": static.oracle.mark != "last" or static.oracle.smoothing,
+        "liquidity.enabled = false": not static.book.enabled,
+        "cross-venue arbitrage": static.arbitrage.reference not in (None, "spot"),
+        "smooth (calibration) mode": static.rules.smooth,
     }
     bad = [name for name, on in refused.items() if on]
     if bad:
@@ -193,38 +191,40 @@ def from_config(cfg: Config, dtype: str | None = None) -> Scenario:
     def s(x) -> float:
         return float(np.asarray(x).reshape(()))
 
-    pp, lq, cp = params.price, params.liquidity, params.cohorts
-    steps = np.arange(static.n_steps)
-    sigma_t = np.full(static.n_steps, float(pp.sigma))
+    pp, lq, cp = params.price, params.book, params.positions.cohorts
+    grid = static.grid
+    steps = np.arange(grid.n_steps)
+    sigma_t = np.full(grid.n_steps, float(pp.sigma))
     for start, end, mult in zip(pp.spike_start, pp.spike_end, pp.spike_mult, strict=True):
         sigma_t = np.where((steps >= start) & (steps < end), sigma_t * float(mult), sigma_t)
-    gap_t = np.zeros(static.n_steps)
+    gap_t = np.zeros(grid.n_steps)
     for step, size in zip(pp.gap_step, pp.gap_log, strict=True):
         gap_t[steps == step] += float(size)
     jump_cdf = np.zeros(0)
-    if static.max_jumps:
-        rate = float(pp.jump_intensity) * static.dt_years
-        k = np.arange(1, static.max_jumps, dtype=np.float64)
+    max_jumps = static.price.max_jumps
+    if max_jumps:
+        rate = float(pp.jump_intensity) * grid.dt_years
+        k = np.arange(1, max_jumps, dtype=np.float64)
         jump_cdf = np.cumsum(math.exp(-rate) * np.cumprod(np.concatenate([[1.0], rate / k])))
     upper = cp.tier_upper[0]
     lower = np.concatenate([np.zeros_like(upper[:, :1]), upper[:, :-1]], -1)
     dp, fp, bp, hp = params.dealers, params.funding, params.breakers, params.haircuts
+    lp = params.positions.liquidation
     return Scenario(
-        dtype=dtype, n_steps=static.n_steps, dt_years=static.dt_years, dt_seconds=static.dt_seconds,
-        impact_sqrt=static.impact == "sqrt", cascade_rounds=static.cascade_rounds, max_jumps=static.max_jumps,
-        dealer_book=static.dealer_book, adl=static.adl, funding_every=static.funding_every,
-        arbitrage=static.arbitrage == "spot", breakers=static.breakers,
-        breaker_reference=static.breaker_reference, band=static.band, haircuts=static.haircuts,
+        dtype=dtype, n_steps=grid.n_steps, dt_years=grid.dt_years, dt_seconds=grid.dt_seconds,
+        impact_sqrt=static.book.impact == "sqrt", cascade_rounds=grid.cascade_rounds, max_jumps=max_jumps,
+        dealer_book=static.dealers.book, adl=static.positions.adl, funding_every=static.funding.every,
+        arbitrage=static.arbitrage.reference == "spot", breakers=static.breakers.enabled,
+        breaker_reference=static.breakers.reference, band=static.breakers.band, haircuts=static.haircuts.enabled,
         s0=s(pp.s0), drift=s(pp.drift), sigma_t=a(sigma_t), gap_t=a(gap_t), jump_mean=s(pp.jump_mean),
         jump_std=s(pp.jump_std), jump_cdf=a(jump_cdf),
         depth=s(lq.depth), permanent=s(lq.permanent), decay=s(lq.decay), depletion=s(lq.depletion),
         withdrawal=s(lq.withdrawal), vol_ref=s(lq.vol_ref), vol_decay=s(lq.vol_decay),
-        sell_start=np.asarray(params.sell.start, np.int64), sell_per_step=a(params.sell.per_step),
-        sell_total=a(params.sell.total), sell_sign=a(params.sell.sign),
+        sell_start=np.asarray(params.programs.start, np.int64), sell_per_step=a(params.programs.per_step),
+        sell_total=a(params.programs.total), sell_sign=a(params.programs.sign),
         side=a(cp.side[0]), units0=a(cp.units0[0]), entry=a(cp.entry[0]), margin_per_unit=a(cp.margin_per_unit[0]),
         tier_lower=a(lower), tier_width=a(upper - lower), tier_rate=a(cp.tier_rate[0]), accounts=a(cp.accounts[0]),
-        penalty=s(params.liquidation.penalty), fund0=s(params.liquidation.fund0),
-        max_order=s(params.liquidation.max_order), collar=s(params.liquidation.collar),
+        penalty=s(lp.penalty), fund0=s(lp.fund0), max_order=s(lp.max_order), collar=s(lp.collar),
         gamma=s(dp.gamma), strike=a(dp.strike), expiry=a(dp.expiry), quantity=a(dp.quantity.reshape(-1)),
         is_call=np.asarray(dp.is_call, bool), implied_vol=s(dp.implied_vol),
         interest=s(fp.interest), clamp=s(fp.clamp), cap=s(fp.cap), funding_scale=s(fp.scale),

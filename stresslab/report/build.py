@@ -22,6 +22,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from stresslab.io import store
+from stresslab.market.model import SERIES, output
 from stresslab.metrics import tail
 from stresslab.report import figures, tables
 
@@ -30,8 +31,8 @@ SUMMARY_FILE = "summary.md"
 HTML_FILE = "report.html"
 DPI = 100
 """Resolution of the PNG figures, dots per inch (figure sizes are in :mod:`stresslab.report.figures`)."""
-REQUIRED = ("cascade_depth", "liquidated_long", "liquidated_short", "bad_debt",
-            "price_quantiles", "depth_quantiles", "liquidation_quantiles")
+REQUIRED = (*(output(name).name for name in ("cascade_depth", "liquidated_long", "liquidated_short", "bad_debt")),
+            *(f"{series.name}_quantiles" for series in SERIES))
 """Data variables a result needs for a report: the per-path summaries and the quantile bands."""
 OPTIONAL = tail.HALT_VARIABLES
 """Data variables a report shows when the result has them (circuit-breaker halts); others are not read."""
