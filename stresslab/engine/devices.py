@@ -1,9 +1,9 @@
 """Which local devices run the paths, and how one chunk of paths is split across them.
 
 A chunk's paths are cut into equal, contiguous per-device slices (each a multiple of
-``LANE_PAD`` paths, see ``runner``); every device runs the same compiled single-device
-kernel on its slice (``shard_map`` over a one-axis mesh, no communication between
-devices). Randomness comes from the global path index, so a path's numbers do not
+``LANE_PAD`` paths, see ``runner``); every device runs the same single-device kernel
+(``simulate_chunk``, one asynchronous call per device, no communication between devices).
+Randomness comes from the global path index, so a path's numbers do not
 depend on how many devices run it.
 """
 
@@ -12,21 +12,15 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
 from stresslab.engine.scan import simulate_chunk
 from stresslab.market.model import Params, Static
 
 PLATFORMS = ("cpu", "gpu")
 """Device kinds a run can ask for (``gpu``: NVIDIA GPUs through the CUDA build of JAX)."""
-PATH_AXIS = "path"
-"""Name of the mesh axis the paths are split along."""
 CUDA_HINT = "for NVIDIA GPUs install the CUDA build of JAX: pip install 'stresslab[cuda]'"
 CPU_DEVICES_ENV = "STRESSLAB_CPU_DEVICES"
 """Environment variable: how many CPU devices JAX should create (default: one per usable core)."""
@@ -132,28 +126,24 @@ def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: 
     """Simulate paths ``first_index .. first_index + per_device * len(devices) - 1``.
 
     Device ``d`` runs paths ``first_index + d * per_device`` onwards, through the same
-    kernel that one device runs on a chunk of ``per_device`` paths.
+    kernel that one device runs on a chunk of ``per_device`` paths: each device gets its own
+    call of ``simulate_chunk`` (the same HLO module, compiled for that device), dispatched
+    asynchronously so that the devices run concurrently. No ``shard_map``: its SPMD-partitioned
+    module is fused differently by XLA, and XLA:CPU contracts a*b + c into FMAs inside fused
+    kernels, so a different fusion rounds differently.
 
     Returns:
         per-path outputs {name: (paths,)} and recorded series {name: (T_rec, paths)}, paths
         in global order.
     """
-    if len(devices) == 1:
-        with jax.default_device(devices.devices[0]):
-            return simulate_chunk(params, static, seed_key, jnp.uint32(first_index), per_device)
-    firsts = first_index + per_device * np.arange(len(devices), dtype=np.uint32)
-    return _sharded_chunk(params, static, seed_key, firsts, per_device, Mesh(np.array(devices.devices), (PATH_AXIS,)))
-
-
-@partial(jax.jit, static_argnames=("static", "per_device", "mesh"))
-def _sharded_chunk(params: Params, static: Static, seed_key: jax.Array, firsts: jax.Array, per_device: int,
-                   mesh: Mesh) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """One chunk split over ``mesh``: device ``d`` simulates ``per_device`` paths from ``firsts[d]``."""
-
-    def local(params: Params, seed_key: jax.Array, first: jax.Array):
-        return simulate_chunk(params, static, seed_key, first[0], per_device)
-
-    # check_vma=False: the kernel is purely per device (no collectives); its lax.cond branches mix
-    # replicated parameters with per-device state, which the varying-axis check would refuse.
-    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(PATH_AXIS)),
-                         out_specs=(P(PATH_AXIS), P(None, PATH_AXIS)), check_vma=False)(params, seed_key, firsts)
+    parts = []
+    for d, device in enumerate(devices.devices):
+        with jax.default_device(device):
+            inputs = jax.device_put((params, seed_key, np.uint32(first_index + d * per_device)), device)
+            parts.append(simulate_chunk(params=inputs[0], static=static, seed_key=inputs[1], first_index=inputs[2],
+                                        chunk=per_device))
+    if len(parts) == 1:
+        return parts[0]
+    out = {k: np.concatenate([np.asarray(p[0][k]) for p in parts]) for k in parts[0][0]}
+    rec = {k: np.concatenate([np.asarray(p[1][k]) for p in parts], axis=1) for k in parts[0][1]}
+    return out, rec
