@@ -17,13 +17,13 @@ SPEED = 6e7
 """Notional per hour: 1e6 per one-minute step."""
 
 
-def calm(gap: float, threshold: float = 0.03, speed: float | None = SPEED) -> dict:
-    """No randomness, no cohorts: a gap of ``gap`` in step 5, trend followers with a 3-minute window."""
-    momentum = {"enabled": True, "capital": CAPITAL, "threshold": threshold, "window": "3min"}
+def calm(gap: float, threshold: float = 0.03, speed: float | None = SPEED, window: str = "10min") -> dict:
+    """No randomness, no cohorts: a gap of ``gap`` in step 5, trend followers with a ``window`` look-back."""
+    momentum = {"enabled": True, "capital": CAPITAL, "threshold": threshold, "window": window}
     if speed is not None:
         momentum["speed"] = speed
     return {
-        "simulation": {"steps": 14, "dt": "1min"},
+        "simulation": {"steps": 20, "dt": "1min"},
         "market": {"price": S0, "sigma": 0.0, "shocks": [{"type": "gap", "at": "5min", "size": gap}]},
         "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
         "momentum": momentum,
@@ -47,10 +47,18 @@ def test_they_trade_with_the_move_after_it_passes_the_threshold(gap, side):
     assert units[7] == pytest.approx(side * per_step / price6, rel=1e-12)
     # Their order moves the price by 0.01 x notional / depth (linear, permanent impact) in the same direction.
     assert y[7] - y[6] == pytest.approx(side * 0.01 * per_step / DEPTH, rel=1e-9)
-    # They keep trading at the speed limit until they hold the capital, then stop.
+    # They keep trading at the speed limit until they hold the capital (at the price they last traded at).
     steps = np.diff(units[6:]) * side
-    assert np.all(steps <= per_step / (S0 * math.exp(y[6:-1])) * (1 + 1e-12))
-    assert abs(units[-1]) * S0 * math.exp(y[-1]) == pytest.approx(CAPITAL, rel=1e-6)
+    assert np.all(steps <= per_step / (S0 * np.exp(y[6:-1])) * (1 + 1e-12))
+    assert abs(units[-1]) * S0 * math.exp(y[-1]) == pytest.approx(CAPITAL, rel=5e-3)
+
+
+def test_once_the_move_leaves_the_window_they_hold():
+    """With a 3-minute window they see the gap in steps 6, 7 and 8 only: three trades, then no signal."""
+    units, y = series(calm(-0.05, window="3min"))
+    per_step = SPEED / 60.0
+    assert np.count_nonzero(np.diff(units)) == 3
+    assert -units[-1] == pytest.approx(sum(per_step / (S0 * math.exp(y[k])) for k in (6, 7, 8)), rel=1e-12)
 
 
 def test_a_move_below_the_threshold_is_ignored():
@@ -59,9 +67,11 @@ def test_a_move_below_the_threshold_is_ignored():
 
 
 def test_without_a_speed_limit_they_take_the_whole_position_at_once():
-    units, y = series(calm(-0.05, speed=None))
+    units, y = series(calm(-0.05, speed=None, window="3min"))
     assert units[7] * S0 * math.exp(y[6]) == pytest.approx(-CAPITAL, rel=1e-12)
-    assert np.all(units[7:] == units[7])
+    # Later steps of the signal only re-size the position to the capital at the new (lower) price.
+    np.testing.assert_allclose(units[8:10] * S0 * np.exp(y[7:9]), -CAPITAL, rtol=1e-12)
+    assert np.all(units[10:] == units[9])  # the gap has left the 3-minute window: they hold
 
 
 SQUEEZE = {
