@@ -82,6 +82,7 @@ SQUEEZE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threshold", [0.02, 0.03])
 def test_trend_followers_deepen_the_crash(threshold):
     """On common random numbers, adding trend followers makes the cascade deeper and liquidates more."""
