@@ -1,22 +1,52 @@
-"""Shared test helpers: small float64 configs and standard-error tolerances."""
+"""Fixtures shared by the tests. The helpers they wrap are in ``helpers.py``; this folder goes on ``sys.path``
+so that the test modules import ``helpers``, ``kernel``, ``oracles`` and ``synthetic`` by name.
+
+Tests marked ``slow`` (subprocesses, notebooks, historical scenarios, calibration, several processes, long
+Monte Carlo runs) are left out of the fast tier, ``python -m pytest -m "not slow" -n 2 -q``.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import pytest
+import tomli_w
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SIGMAS = 4.0
-"""Monte Carlo tolerance, in standard errors (VALIDATION.md)."""
+import helpers  # noqa: E402
 
 
-def within(estimate: float, expected: float, stderr: float, bias: float = 0.0) -> bool:
-    """True when |estimate - expected| <= SIGMAS * stderr + bias."""
-    return abs(estimate - expected) <= SIGMAS * stderr + bias
+@pytest.fixture(scope="session")
+def run64() -> Callable[..., object]:
+    """:func:`helpers.run64`: ``run64(raw, paths=1, seed=0, **simulate_kw)``, scenario 0 of a float64 run."""
+    return helpers.run64
 
 
-def proportion_stderr(p: float, n: int) -> float:
-    return float(np.sqrt(max(p * (1 - p), 1e-12) / n))
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., object]:
+    """:func:`helpers.invoke`: ``cli(*args)`` runs ``stresslab ARGS`` in this process (click's ``CliRunner``)
+    and returns its ``Result`` (``exit_code``, ``stdout``, ``stderr``)."""
+    return helpers.invoke
+
+
+@pytest.fixture(scope="session")
+def cli_process() -> Callable[..., object]:
+    """:func:`helpers.stresslab_process`: ``cli_process(*args, cwd=None, timeout=600, env=None)`` runs
+    ``python -m stresslab.cli ARGS`` in a child process of this checkout and returns the ``CompletedProcess``."""
+    return helpers.stresslab_process
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Callable[..., Path]:
+    """``config_file(config, name="c.toml")`` writes ``config`` (TOML text, or a dict written as TOML) into
+    this test's ``tmp_path`` and returns the file's path; outputs go beside it."""
+
+    def write(config: str | dict, name: str = "c.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(config if isinstance(config, str) else tomli_w.dumps(config))
+        return path
+
+    return write

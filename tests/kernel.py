@@ -7,8 +7,8 @@ import jax.numpy as jnp
 
 import stresslab
 from stresslab.engine.keys import path_keys, step_uniforms
-from stresslab.market.params import build
-from stresslab.market.step import initial_state, market_step
+from stresslab.market.model import build, init
+from stresslab.market.step import market_step
 
 STEP = jax.jit(market_step, static_argnames="static")
 
@@ -20,11 +20,11 @@ def kernel_states(raw: dict, n: int = 1, seed: int = 0):
     config = stresslab.load_config(raw).scenarios[0]
     with jax.enable_x64(True):
         params, static = build(config)
-        state, summary = initial_state(params, static, n)
+        state, summary = init(params, static, n)
         keys = path_keys(jax.random.key(seed), jnp.uint32(0), n)
         states = [state]
-        for t in range(static.n_steps):
-            draws = step_uniforms(keys, jnp.int32(t), static.n_draws, jnp.float64)
+        for t in range(static.grid.n_steps):
+            draws = step_uniforms(keys, jnp.int32(t), static.price.n_draws, jnp.float64)
             state, summary = STEP(params, static, state, summary, jnp.int32(t), draws)
             states.append(state)
     return params, static, states

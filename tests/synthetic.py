@@ -17,16 +17,18 @@ HORIZON = "1h"
 START_PRICE = 100.0
 PER_PATH = ("scenario", "path")
 BANDS = ("scenario", "time", "quantile")
-COMING = {
+OTHER_PER_PATH = {
     "funding_long": "quote currency", "funding_short": "quote currency", "min_funding_rate": "1",
     "max_funding_rate": "1", "max_haircut": "1",
 }
-"""Per-path variables that later simulator versions add (with halted_time and halt_count): name and units."""
+"""Per-path variables of a run (funding, haircuts) that no tail metric, table or report section reads: name and
+units. ``others=True`` adds them, with the halts and a per-venue variable, so that a synthetic result has every
+kind of variable a run of the full market returns."""
 VENUES = ("spot", "perp")
-"""Venues of the per-venue variable (``venue_cascade_depth`` on scenario, path, venue) that ``coming`` adds."""
+"""Venues of the per-venue variable (``venue_cascade_depth`` on scenario, path, venue) that ``others`` adds."""
 
 
-def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, coming: bool = False,
+def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others: bool = False,
            seed: int = 0) -> xr.Dataset:
     """A result with the per-path summaries and quantile bands a report needs, swept over ``market.sigma``.
 
@@ -35,7 +37,7 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, coming:
         paths: length of the ``path`` dim.
         halts: add ``halted_time`` (s, float32) and ``halt_count`` (int32): about a third
             of the paths halt, each halt lasting 5 minutes.
-        coming: add the other per-path variables of :data:`COMING`, a per-venue
+        others: add the per-path variables of :data:`OTHER_PER_PATH`, a per-venue
             ``venue_cascade_depth`` and the halts.
         seed: of the random values.
     """
@@ -57,12 +59,12 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, coming:
     data["price_quantiles"] = (BANDS, START_PRICE * np.exp(0.05 * spread * z), {"units": "quote currency"})
     data["depth_quantiles"] = (BANDS, 1.0 - 0.2 * spread * levels[::-1], {"units": "1"})
     data["liquidation_quantiles"] = (BANDS, 1e5 * spread * levels, {"units": "quote currency"})
-    if halts or coming:
+    if halts or others:
         count = rng.integers(0, 3, size=shape) * (rng.uniform(size=shape) < 0.5)
         data["halted_time"] = (PER_PATH, (300.0 * count).astype(np.float32), {"units": "s"})
         data["halt_count"] = (PER_PATH, count.astype(np.int32), {"units": "1"})
-    if coming:
-        for name, units in COMING.items():
+    if others:
+        for name, units in OTHER_PER_PATH.items():
             data[name] = (PER_PATH, rng.normal(size=shape).astype(np.float32), {"units": units})
         per_venue = rng.beta(2.0, 20.0, size=(*shape, len(VENUES))).astype(np.float32)
         data["venue_cascade_depth"] = ((*PER_PATH, "venue"), per_venue, {"units": "1"})
@@ -71,7 +73,7 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, coming:
         "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "quantile": levels,
         "market.sigma": ("scenario", sigma),
     }
-    if coming:
+    if others:
         coords["venue"] = np.asarray(VENUES)
     return xr.Dataset(data, coords=coords, attrs={"seed": seed, "paths": paths, "swept": "market.sigma",
                                                    "config": '[market]\nsigma = "swept"\n'})

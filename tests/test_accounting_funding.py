@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_accounting import crash_config
+from helpers import crash_config
 
 import stresslab
-from stresslab.market.params import cohorts_of
+
+pytestmark = pytest.mark.slow  # 300 paths of a 6-hour crash with funding, per parameter set
 
 
 @pytest.mark.parametrize("fund,max_order,collateral", [(1e5, None, False), (0.0, 2e7, False), (1e5, None, True),
@@ -26,7 +27,7 @@ def test_every_path_balances_with_funding(fund, max_order, collateral):
                              "sell_duration": "10min"}
     ds = stresslab.simulate(raw, paths=300, seed=5).isel(scenario=0)
     config = stresslab.load_config(raw).scenarios[0]
-    collateral0 = sum(c.notional / c.leverage for c in cohorts_of(config))
+    collateral0 = sum(c.notional / c.leverage for c in config.cohorts)
     lhs = ds.trader_equity + ds.insurance_fund
     rhs = (collateral0 + fund + ds.trader_pnl + ds.funding_long + ds.funding_short + ds.collateral_pnl
            + ds.socialised_loss)

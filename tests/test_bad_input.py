@@ -7,11 +7,8 @@ from pathlib import Path
 
 import tomli_w
 import yaml
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from stresslab.cli import main
 
 BASE = {
     "simulation": {"horizon": "1h", "dt": "1min", "paths": 10, "seed": 1, "dtype": "float32",
@@ -58,10 +55,6 @@ def replaced(tree, path, value):
     return out
 
 
-def invoke(command: str, path: Path):
-    return CliRunner().invoke(main, [command, str(path)], catch_exceptions=False)
-
-
 def assert_clean_refusal(result):
     assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -74,14 +67,14 @@ CHECK = settings(max_examples=120, deadline=None, suppress_health_check=[HealthC
 
 @CHECK
 @given(path=st.sampled_from(LEAVES), value=BROKEN, as_yaml=st.booleans())
-def test_a_broken_value_anywhere_is_refused_by_name(tmp_path, path, value, as_yaml):
+def test_a_broken_value_anywhere_is_refused_by_name(cli, tmp_path, path, value, as_yaml):
     if value in (-1e300, 1e300) and path[-1] in ("drift", "mean", "notional", "gamma", "size", "seed"):
         value = math.nan  # these fields accept any finite sign/size within their own bounds
     raw = replaced(BASE, path, value)
     file = tmp_path / ("c.yaml" if as_yaml else "c.toml")
     file.write_text(yaml.safe_dump(raw) if as_yaml else tomli_w.dumps(raw))
     for command in ("check", "run"):
-        result = invoke(command, file)
+        result = cli(command, file, catch_exceptions=False)
         assert_clean_refusal(result)
         named = ".".join(str(p) for p in path)
         assert named in result.stderr or path[0] in result.stderr or "config" in result.stderr, result.stderr
@@ -89,7 +82,7 @@ def test_a_broken_value_anywhere_is_refused_by_name(tmp_path, path, value, as_ya
 
 @CHECK
 @given(table=st.sampled_from(TABLES), key=st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
-def test_unknown_keys_are_refused_with_the_allowed_ones(tmp_path, table, key):
+def test_unknown_keys_are_refused_with_the_allowed_ones(cli, tmp_path, table, key):
     node = BASE
     for part in table:
         node = node[part]
@@ -97,33 +90,33 @@ def test_unknown_keys_are_refused_with_the_allowed_ones(tmp_path, table, key):
         return
     file = tmp_path / "c.toml"
     file.write_text(tomli_w.dumps(replaced(BASE, (*table, key), 1.0)))
-    result = invoke("check", file)
+    result = cli("check", file, catch_exceptions=False)
     assert_clean_refusal(result)
     assert f"{key}: unknown key" in result.stderr and "allowed keys" in result.stderr
 
 
 @CHECK
 @given(text=st.text(max_size=200))
-def test_arbitrary_text_never_gives_a_traceback(tmp_path, text):
+def test_arbitrary_text_never_gives_a_traceback(cli, tmp_path, text):
     for suffix in (".toml", ".yaml"):
         file = tmp_path / f"c{suffix}"
         file.write_text(text, encoding="utf-8")
-        result = invoke("check", file)
+        result = cli("check", file, catch_exceptions=False)
         assert result.exit_code in (0, 2), result.output
         assert "Traceback" not in result.output + result.stderr
 
 
-def test_huge_sizes_are_refused(tmp_path):
+def test_huge_sizes_are_refused(cli, tmp_path):
     for path, value in [(("simulation", "paths"), 10**12), (("simulation", "cascade_rounds"), 10**6),
                         (("position_grids", 0, "cohorts"), 10**5)]:
         file = tmp_path / "c.toml"
         file.write_text(tomli_w.dumps(replaced(BASE, path, value)))
-        assert_clean_refusal(invoke("run", file))
+        assert_clean_refusal(cli("run", file, catch_exceptions=False))
 
 
-def test_every_shipped_config_passes_check():
+def test_every_shipped_config_passes_check(cli):
     configs = sorted((Path(__file__).parents[1] / "configs").rglob("*.toml"))
     assert configs
     for config in configs:
-        result = invoke("check", config)
+        result = cli("check", config, catch_exceptions=False)
         assert result.exit_code == 0, (config, result.stderr)

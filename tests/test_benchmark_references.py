@@ -30,7 +30,7 @@ import scenario  # noqa: E402
 
 from stresslab.engine.runner import precision  # noqa: E402
 from stresslab.engine.scan import simulate_chunk  # noqa: E402
-from stresslab.market.params import build  # noqa: E402
+from stresslab.market.model import build  # noqa: E402
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed (pip install numba): "
@@ -58,13 +58,9 @@ def case():
     return sc, draws, expected
 
 
-NEWER_OUTPUTS = {"mean_haircut"}
-"""Outputs the references compute that a stresslab checkout may predate."""
-
-
 def _assert_same(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> None:
-    assert {name for name in scenario.OUTPUTS if name not in expected} <= NEWER_OUTPUTS
-    for name in (name for name in scenario.OUTPUTS if name in expected):
+    assert set(scenario.OUTPUTS) <= set(expected)
+    for name in scenario.OUTPUTS:
         want, have = expected[name], got[name]
         assert have.shape == want.shape, name
         if np.issubdtype(want.dtype, np.integer):
@@ -74,11 +70,13 @@ def _assert_same(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) ->
         np.testing.assert_allclose(have, want, rtol=RTOL, atol=RTOL * scale, equal_nan=True, err_msg=name)
 
 
+@pytest.mark.slow
 def test_numpy_reference_matches_stresslab(case):
     sc, draws, expected = case
     _assert_same(expected, numpy_ref.simulate(sc, PATHS, draws=draws, chunk=40))
 
 
+@pytest.mark.slow
 @needs_numba
 def test_numba_reference_matches_stresslab(case):
     import numba_ref
@@ -87,6 +85,7 @@ def test_numba_reference_matches_stresslab(case):
     _assert_same(expected, numba_ref.simulate(sc, PATHS, draws=draws))
 
 
+@pytest.mark.slow
 def test_the_test_run_exercises_every_mechanism(case):
     """Agreement means something only if ADL, the band, halts, funding, haircuts and multi-round cascades happen."""
     sc, draws, expected = case
@@ -121,6 +120,7 @@ def test_unported_mechanisms_are_refused():
         scenario.load(overrides=["oracle.mark=spot"])
 
 
+@pytest.mark.slow
 @needs_numba
 def test_own_generators_give_the_same_distributions():
     """NumPy (PCG64) and Numba (SplitMix64, Box-Muller) draws, as timed by benchmarks/run.py: same laws."""

@@ -6,17 +6,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import proportion_stderr, within
+from helpers import proportion_stderr, within
 from oracles import BGK_BETA, first_passage_discrete
 
-import stresslab
-
 YEAR = 365 * 86400.0
-
-
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
 
 
 def taylor_drawdown_time(d: float, nu: float, sigma: float) -> float:
@@ -43,8 +36,9 @@ DRAWDOWN_RESIDUAL = 0.01
 expected halt time (a Gaussian random walk check of the correction gives < 0.5 %)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma,drop,nu", [(0.8, 0.05, 0.0), (0.5, 0.03, 4.0), (0.6, 0.04, -4.0)])
-def test_drawdown_breaker_expected_halt_time_matches_taylor(sigma, drop, nu):
+def test_drawdown_breaker_expected_halt_time_matches_taylor(run64, sigma, drop, nu):
     """VALIDATION.md 6. A "peak" breaker with a halt longer than the run fires once, and halted_time =
     horizon - trigger time. ``market.drift`` is the price drift: log drift nu = drift - sigma^2 / 2.
 
@@ -53,11 +47,11 @@ def test_drawdown_breaker_expected_halt_time_matches_taylor(sigma, drop, nu):
     matches the continuous formula at d + 2 beta sigma sqrt(dt); d itself would be 10-15 % short here.
     """
     horizon = DRAWDOWN_STEPS * DRAWDOWN_DT
-    ds = run({"simulation": {"steps": DRAWDOWN_STEPS, "dt": DRAWDOWN_DT, "record_points": 1},
-              "market": {"sigma": sigma, "drift": nu + sigma**2 / 2},
-              "liquidity": {"enabled": False},
-              "breakers": {"enabled": True, "reference": "peak", "levels": [{"drop": drop, "halt": 2 * horizon}]}},
-             paths=DRAWDOWN_PATHS, seed=17)
+    ds = run64({"simulation": {"steps": DRAWDOWN_STEPS, "dt": DRAWDOWN_DT, "record_points": 1},
+                "market": {"sigma": sigma, "drift": nu + sigma**2 / 2},
+                "liquidity": {"enabled": False},
+                "breakers": {"enabled": True, "reference": "peak", "levels": [{"drop": drop, "halt": 2 * horizon}]}},
+               paths=DRAWDOWN_PATHS, seed=17)
     assert (ds.halt_count == 1).all(), "every path must fire within the horizon (no censoring)"
     tau = (horizon - ds.halted_time.values) / YEAR
     d = -math.log1p(-drop)
@@ -67,14 +61,15 @@ def test_drawdown_breaker_expected_halt_time_matches_taylor(sigma, drop, nu):
     assert horizon / YEAR > 10 * expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma,drop", [(0.8, 0.05), (1.2, 0.1)])
-def test_fixed_reference_breaker_fires_with_first_passage_probability(sigma, drop):
+def test_fixed_reference_breaker_fires_with_first_passage_probability(run64, sigma, drop):
     """VALIDATION.md 6: a "start" breaker fires when the price first reaches S0 (1 - drop): oracle 1."""
     paths, steps = 20_000, 96
-    ds = run({"simulation": {"horizon": "1d", "dt": 86400 / steps, "record_points": 1},
-              "market": {"sigma": sigma},
-              "liquidity": {"enabled": False},
-              "breakers": {"enabled": True, "levels": [{"drop": drop, "halt": "1min"}]}}, paths=paths, seed=4)
+    ds = run64({"simulation": {"horizon": "1d", "dt": 86400 / steps, "record_points": 1},
+                "market": {"sigma": sigma},
+                "liquidity": {"enabled": False},
+                "breakers": {"enabled": True, "levels": [{"drop": drop, "halt": "1min"}]}}, paths=paths, seed=4)
     estimate = float((ds.halt_count > 0).mean())
     expected = first_passage_discrete(100.0, 100.0 * (1 - drop), 0.0, sigma, 1 / 365, steps)
     assert within(estimate, expected, proportion_stderr(expected, paths), 0.006), (estimate, expected)

@@ -9,26 +9,24 @@ import math
 
 import numpy as np
 import pytest
+from helpers import run64
 from scipy.optimize import brentq
 
 import stresslab
+
+pytestmark = pytest.mark.slow  # each test compiles and runs a market kernel
 
 DEPTH = 1e7
 MINUTE = 60.0
 
 
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
-
-
 def levels_run(gaps: list[tuple[str, float]], steps: int = 90) -> tuple[np.ndarray, float, int]:
     gaps = gaps + [("85min", 0.0)] * (3 - len(gaps))  # same shapes: one compiled kernel for every call
-    ds = run({"simulation": {"steps": steps, "dt": "1min", "record_points": steps, "keep_paths": 1},
-              "market": {"sigma": 0.0, "shocks": [{"type": "gap", "at": at, "size": size} for at, size in gaps]},
-              "liquidity": {"enabled": False},
-              "breakers": {"enabled": True, "levels": [{"drop": 0.05, "halt": "10min"},
-                                                       {"drop": 0.10, "halt": "20min"}]}}).isel(path=0)
+    ds = run64({"simulation": {"steps": steps, "dt": "1min", "record_points": steps, "keep_paths": 1},
+                "market": {"sigma": 0.0, "shocks": [{"type": "gap", "at": at, "size": size} for at, size in gaps]},
+                "liquidity": {"enabled": False},
+                "breakers": {"enabled": True, "levels": [{"drop": 0.05, "halt": "10min"},
+                                                         {"drop": 0.10, "halt": "20min"}]}}).isel(path=0)
     return ds.sample_price.isel(sample=0).values, float(ds.halted_time), int(ds.halt_count)
 
 
@@ -71,7 +69,7 @@ def halt_market(shocks: list[dict], **extra) -> dict:
 def test_post_halt_gap_is_the_queued_program_over_depth(ratio):
     """VALIDATION.md 7: a program due inside the halt waits and executes at reopening."""
     program = {"type": "sell_program", "start": "15min", "notional": ratio * DEPTH, "duration": "1min"}
-    ds = run(halt_market([program])).isel(path=0)
+    ds = run64(halt_market([program])).isel(path=0)
     price = ds.sample_price.isel(sample=0).values
     np.testing.assert_allclose(price[11:22], 94.0, rtol=1e-13)  # nothing traded in the halt
     assert math.log(price[22] / price[21]) == pytest.approx(-0.01 * ratio, rel=1e-12)
@@ -86,7 +84,7 @@ def test_a_program_running_through_a_halt_executes_its_backlog_at_reopening():
     at its scheduled end (25 min) and the total move is the whole programme over depth."""
     q = 0.1 * DEPTH
     program = {"type": "sell_program", "start": "5min", "notional": 20 * q, "duration": "20min"}
-    ds = run(halt_market([program])).isel(path=0)
+    ds = run64(halt_market([program])).isel(path=0)
     logp = np.log(ds.sample_price.isel(sample=0).values / 100.0)
     moves = np.diff(logp)
     np.testing.assert_allclose(moves[5:10], -0.01 * q / DEPTH, rtol=1e-9)  # steps 5..9
@@ -103,7 +101,7 @@ def test_post_halt_gap_from_liquidations_queued_in_the_halt():
     raw = halt_market([{"type": "gap", "at": "15min", "size": -0.02}], oracle={"mark": "spot"},
                       positions=[{"side": "long", "leverage": 13.4, "notional": units * 100.0}],
                       liquidation={"adl": False, "insurance_fund": 1e9})
-    ds = run(raw).isel(path=0)
+    ds = run64(raw).isel(path=0)
     price = ds.sample_price.isel(sample=0).values
     liquidated = ds.liquidation_quantiles.sel(quantile=0.5).values  # notional per step
     np.testing.assert_allclose(price[11:22], 94.0, rtol=1e-13)
@@ -126,7 +124,7 @@ def test_price_band_trades_to_the_edge_then_pauses_then_the_rest_executes():
                {"type": "sell_program", "start": "10min", "notional": 3 * DEPTH, "duration": "1min"}]},
            "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
            "breakers": {"enabled": True, "band": 0.02, "band_pause": "5min"}}
-    ds = run(raw).isel(path=0)
+    ds = run64(raw).isel(path=0)
     price = ds.sample_price.isel(sample=0).values
     np.testing.assert_allclose(price[:11], 100.0, rtol=1e-13)
     np.testing.assert_allclose(price[11:17], 98.0, rtol=1e-12)  # the edge, then steps 11..15 paused

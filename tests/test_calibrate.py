@@ -3,8 +3,6 @@ held-out improvement on a shipped config, and a calibrated config that runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -52,6 +50,7 @@ def central(f, x: dict, name: str, h: float) -> float:
     return (float(f(up)) - float(f(down))) / (2 * h)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law,point", [("linear", 0), ("sqrt", 1), ("linear", 2)])
 def test_gradient_matches_central_differences(law, point):
     shifts = [{}, {"haircuts.base": 0.12, "breakers.levels.0.halt": 430.0},
@@ -88,6 +87,7 @@ def haircut_threshold_config(**calibration) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_converges_to_the_known_optimum():
     result = stresslab.calibrate(haircut_threshold_config())
     tuned = result.values["haircuts.base"]
@@ -98,6 +98,7 @@ def test_converges_to_the_known_optimum():
     assert np.all(np.isfinite(result.trace.grad_norm))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_heldout_objective_improves_on_a_shipped_config():
     overrides = ["calibration.iterations=6", "calibration.paths=256", "calibration.holdout_paths=2000",
@@ -107,14 +108,11 @@ def test_heldout_objective_improves_on_a_shipped_config():
     assert result.trace.objective[-1] < result.trace.objective[0]
 
 
-def test_cli_writes_trace_and_a_calibrated_config_that_runs(tmp_path):
-    config = tmp_path / "threshold.toml"
-    import tomli_w
-
-    config.write_text(tomli_w.dumps(haircut_threshold_config(iterations=3)))
-    out = tmp_path / "tuned"
-    done = subprocess.run([sys.executable, "-m", "stresslab.cli", "calibrate", str(config), "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+@pytest.mark.slow
+def test_cli_writes_trace_and_a_calibrated_config_that_runs(cli_process, config_file):
+    config = config_file(haircut_threshold_config(iterations=3), "threshold.toml")
+    out = config.with_name("tuned")
+    done = cli_process("calibrate", config, "--out", out)
     assert done.returncode == 0, done.stderr
     assert "held-out objective after" in done.stdout
     assert (out / "trace.zarr").is_dir()
@@ -122,11 +120,9 @@ def test_cli_writes_trace_and_a_calibrated_config_that_runs(tmp_path):
     trace = stresslab.io.store.read(out / "trace.zarr")
     assert tuned["haircuts"]["base"] != 0.3
     assert list(trace.parameter.values) == ["haircuts.base"]
-    ran = subprocess.run([sys.executable, "-m", "stresslab.cli", "run", str(out / "calibrated.toml"),
-                          "--paths", "20"], capture_output=True, text=True, timeout=600)
+    ran = cli_process("run", out / "calibrated.toml", "--paths", "20")
     assert ran.returncode == 0, ran.stderr
-    again = subprocess.run([sys.executable, "-m", "stresslab.cli", "calibrate", str(config), "--out", str(out)],
-                           capture_output=True, text=True, timeout=600)
+    again = cli_process("calibrate", config, "--out", out)
     assert again.returncode == 2 and again.stderr.startswith("error:") and "--overwrite" in again.stderr
 
 

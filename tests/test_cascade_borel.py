@@ -13,13 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import within
+from helpers import within
 from oracles import borel_pmf
 
 from stresslab.config import load_config
 from stresslab.engine.keys import path_keys, step_uniforms
-from stresslab.market.params import build
-from stresslab.market.step import initial_state, market_step
+from stresslab.market.model import build, init
+from stresslab.market.step import market_step
+
+pytestmark = pytest.mark.slow  # Monte Carlo oracle: 20,000 paths through the kernel
 
 PATHS = 20_000
 COHORTS = 64
@@ -49,19 +51,19 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
         drops = FIRST + np.concatenate([np.zeros((PATHS, 1)), np.cumsum(spacing, 1)], 1)
         # Liquidation (= bankruptcy, mm = 0) at S0 * exp(-drop): margin per unit S0 * (1 - exp(-drop)).
         units = STEP * DEPTH / (0.01 * S0)
-        cohorts = params.cohorts._replace(
+        cohorts = params.positions.cohorts._replace(
             margin_per_unit=jnp.asarray(S0 * -np.expm1(-drops))[:, None, :],  # (paths, venue, cohort)
             units0=jnp.full((1, COHORTS), units),
         )
-        params = params._replace(cohorts=cohorts)
+        params = params.replace(positions=params.positions._replace(cohorts=cohorts))
 
         @jax.jit
         def one_step(params):
-            state, summary = initial_state(params, static, PATHS)
+            state, summary = init(params, static, PATHS)
             keys = path_keys(jax.random.key(seed), jnp.uint32(0), PATHS)
-            draws = step_uniforms(keys, jnp.int32(0), static.n_draws, jnp.float64)
+            draws = step_uniforms(keys, jnp.int32(0), static.price.n_draws, jnp.float64)
             state, _ = market_step(params, static, state, summary, jnp.int32(0), draws)
-            return jnp.sum(state.units[:, 0] == 0, -1)
+            return jnp.sum(state.positions.units[:, 0] == 0, -1)
 
         return np.asarray(one_step(params))
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-from click.testing import CliRunner, Result
+from click.testing import Result
+from helpers import Cli, CliProcess
 
 import stresslab
-from stresslab import cli
+import stresslab.cli
 
 PATHS = 200
 TINY = """\
@@ -46,10 +47,6 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def _invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 def _assert_usage_error(result: Result, *fragments: str) -> None:
     """Exit code 2 and one line on stderr, ``error: ...``, containing ``fragments``; no traceback."""
     assert result.exit_code == 2, result.output
@@ -61,9 +58,9 @@ def _assert_usage_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.output
 
 
-def test_run_prints_tail_metrics_and_writes_zarr(config: Path, tmp_path: Path) -> None:
+def test_run_prints_tail_metrics_and_writes_zarr(cli: Cli, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.zarr"
-    result = _invoke("run", config, "--out", out, "--seed", "3")
+    result = cli("run", config, "--out", out, "--seed", "3")
     assert result.exit_code == 0, result.output
     assert all(header in result.stdout for header in METRIC_HEADERS)
     assert f"results: {out}" in result.stdout
@@ -73,9 +70,9 @@ def test_run_prints_tail_metrics_and_writes_zarr(config: Path, tmp_path: Path) -
     assert "seed = 3" in ds.attrs["config"]
 
 
-def test_run_writes_netcdf(config: Path, tmp_path: Path) -> None:
+def test_run_writes_netcdf(cli: Cli, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.nc"
-    result = _invoke("run", config, "--out", out, "--chunk-size", str(PATHS))
+    result = cli("run", config, "--out", out, "--chunk-size", str(PATHS))
     assert result.exit_code == 0, result.output
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.sizes["path"] == PATHS
@@ -84,10 +81,10 @@ def test_run_writes_netcdf(config: Path, tmp_path: Path) -> None:
         assert ds["time"].dtype.kind == "m"
 
 
-def test_set_sweep_adds_scenarios_and_table_rows(config: Path, tmp_path: Path) -> None:
+def test_set_sweep_adds_scenarios_and_table_rows(cli: Cli, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep.zarr"
-    result = _invoke("run", config, "--set", "market.sigma=[0.2, 3.0]", "--set", "liquidation.penalty=0.02",
-                     "--out", out)
+    result = cli("run", config, "--set", "market.sigma=[0.2, 3.0]", "--set", "liquidation.penalty=0.02",
+                 "--out", out)
     assert result.exit_code == 0, result.output
     ds = xr.open_zarr(out)
     assert ds.sizes["scenario"] == 2
@@ -97,12 +94,12 @@ def test_set_sweep_adds_scenarios_and_table_rows(config: Path, tmp_path: Path) -
     assert first.split()[:2] == ["0", "0.2"] and second.split()[:2] == ["1", "3.0"]
 
 
-def test_refuses_to_overwrite(config: Path, tmp_path: Path) -> None:
+def test_refuses_to_overwrite(cli: Cli, config: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.zarr"
-    assert _invoke("run", config, "--out", out, "--seed", "1").exit_code == 0
-    _assert_usage_error(_invoke("run", config, "--out", out, "--seed", "2"), str(out), "already exists", "--overwrite")
+    assert cli("run", config, "--out", out, "--seed", "1").exit_code == 0
+    _assert_usage_error(cli("run", config, "--out", out, "--seed", "2"), str(out), "already exists", "--overwrite")
     assert xr.open_zarr(out).attrs["seed"] == 1
-    assert _invoke("run", config, "--out", out, "--seed", "2", "--overwrite").exit_code == 0
+    assert cli("run", config, "--out", out, "--seed", "2", "--overwrite").exit_code == 0
     assert xr.open_zarr(out).attrs["seed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.zarr", "tiny.toml"]
 
@@ -113,15 +110,15 @@ def test_refuses_to_overwrite(config: Path, tmp_path: Path) -> None:
     (TINY.replace("sigma = 0.8", "sigma = -1"), ("market.sigma", "greater than or equal to 0", "(got -1)")),
     (TINY.replace('dt = "1min"', 'dt = "1min'), ("not valid TOML",)),
 ])
-def test_bad_config_file(command: str, text: str, fragments: tuple[str, ...], tmp_path: Path) -> None:
+def test_bad_config_file(cli: Cli, command: str, text: str, fragments: tuple[str, ...], tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    _assert_usage_error(_invoke(command, path), *fragments)
+    _assert_usage_error(cli(command, path), *fragments)
 
 
 @pytest.mark.parametrize("command", ["run", "check"])
-def test_missing_config_file(command: str, tmp_path: Path) -> None:
-    _assert_usage_error(_invoke(command, tmp_path / "nowhere.toml"), "nowhere.toml", "no such config file")
+def test_missing_config_file(cli: Cli, command: str, tmp_path: Path) -> None:
+    _assert_usage_error(cli(command, tmp_path / "nowhere.toml"), "nowhere.toml", "no such config file")
 
 
 @pytest.mark.parametrize("command", ["run", "check"])
@@ -131,41 +128,41 @@ def test_missing_config_file(command: str, tmp_path: Path) -> None:
     ("simulation.dt=[1, 2]", ("simulation.dt", "cannot be swept")),
     ("positions.7.leverage=3", ("positions.7", "no such field")),
 ])
-def test_bad_set(command: str, setting: str, fragments: tuple[str, ...], config: Path) -> None:
-    _assert_usage_error(_invoke(command, config, "--set", setting), *fragments)
+def test_bad_set(cli: Cli, command: str, setting: str, fragments: tuple[str, ...], config: Path) -> None:
+    _assert_usage_error(cli(command, config, "--set", setting), *fragments)
 
 
-def test_bad_paths_is_a_config_error(config: Path) -> None:
-    _assert_usage_error(_invoke("run", config, "--paths", "0"), "simulation.paths", "(got 0)")
+def test_bad_paths_is_a_config_error(cli: Cli, config: Path) -> None:
+    _assert_usage_error(cli("run", config, "--paths", "0"), "simulation.paths", "(got 0)")
 
 
-def test_runtime_problem_exits_1_with_one_line(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_problem_exits_1_with_one_line(cli: Cli, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unstable(*_: object, **__: object) -> None:
         raise stresslab.StresslabError("scenario 0: hedging feedback became unstable")
 
-    monkeypatch.setattr(cli, "simulate", unstable)
-    result = _invoke("run", config)
+    monkeypatch.setattr(stresslab.cli, "simulate", unstable)
+    result = cli("run", config)
     assert result.exit_code == 1
     assert result.stderr == "error: scenario 0: hedging feedback became unstable\n"
 
 
 @pytest.mark.filterwarnings("default")
-def test_warnings_are_one_line_after_the_run(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli.simulate
+def test_warnings_are_one_line_after_the_run(cli: Cli, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = stresslab.cli.simulate
 
     def warn_then_simulate(*args: object, **kwargs: object) -> xr.Dataset:
         warnings.warn("scenario 0: cascade rounds exhausted", RuntimeWarning, stacklevel=2)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "simulate", warn_then_simulate)
-    result = _invoke("run", config)
+    monkeypatch.setattr(stresslab.cli, "simulate", warn_then_simulate)
+    result = cli("run", config)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1] == "warning: scenario 0: cascade rounds exhausted"
 
 
-def test_check_prints_resolved_toml_and_scenario_count(config: Path) -> None:
+def test_check_prints_resolved_toml_and_scenario_count(cli: Cli, config: Path) -> None:
     sweep = ("market.sigma=[0.5, 1, 2]", 'liquidity.impact=["linear","sqrt"]')
-    result = _invoke("check", config, "--set", sweep[0], "--set", sweep[1])
+    result = cli("check", config, "--set", sweep[0], "--set", sweep[1])
     assert result.exit_code == 0, result.output
     resolved = tomllib.loads(result.stdout)
     assert resolved["market"]["sigma"] == [0.5, 1, 2]
@@ -176,12 +173,13 @@ def test_check_prints_resolved_toml_and_scenario_count(config: Path) -> None:
     assert stresslab.load_config(resolved).to_toml() == stresslab.load_config(config, sweep).to_toml()
 
 
-def test_check_without_sweep(config: Path) -> None:
-    result = _invoke("check", config)
+def test_check_without_sweep(cli: Cli, config: Path) -> None:
+    result = cli("check", config)
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-1] == "# 1 scenario (no sweep)"
 
 
+@pytest.mark.slow
 def test_console_script_runs_and_writes_netcdf(config: Path, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "stresslab"
     out = tmp_path / "out.nc"
@@ -194,9 +192,9 @@ def test_console_script_runs_and_writes_netcdf(config: Path, tmp_path: Path) -> 
         assert ds.sizes == {"scenario": 1, "path": 100, "time": 7, "quantile": 7}
 
 
-def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "stresslab.cli", "check", tmp_path / "missing.toml"],
-                          capture_output=True, text=True, check=False)
+@pytest.mark.slow
+def test_module_entry_point_reports_errors_without_traceback(cli_process: CliProcess, tmp_path: Path) -> None:
+    done = cli_process("check", tmp_path / "missing.toml")
     assert done.returncode == 2
     assert done.stderr == f"error: {tmp_path / 'missing.toml'}: no such config file\n"
     assert done.stdout == ""

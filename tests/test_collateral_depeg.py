@@ -9,12 +9,8 @@ import math
 import pytest
 
 import stresslab
-from stresslab.market.params import cohorts_of
 
-
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
+pytestmark = pytest.mark.slow  # each test compiles and runs a market kernel
 
 
 def depeg(pricing: str, depth: float) -> dict:
@@ -34,13 +30,13 @@ def depeg(pricing: str, depth: float) -> dict:
 def seized_at_peg(raw: dict, leverages) -> float:
     """Collateral (at the peg) of the cohorts with the given leverages."""
     config = stresslab.load_config(raw).scenarios[0]
-    return sum(c.notional / c.leverage for c in cohorts_of(config) if any(abs(c.leverage - x) < 1e-9
+    return sum(c.notional / c.leverage for c in config.cohorts if any(abs(c.leverage - x) < 1e-9
                                                                          for x in leverages))
 
 
-def test_depeg_with_internal_pricing_liquidates_and_sells_the_seized_collateral():
+def test_depeg_with_internal_pricing_liquidates_and_sells_the_seized_collateral(run64):
     raw = depeg("internal", 1e6)
-    ds = run(raw).isel(path=0)
+    ds = run64(raw).isel(path=0)
     # Equity per unit at 95 for leverage l: (100 / l) c - 5 against 0.475: liquidated iff c < 0.05475 l.
     # The dump alone (c = e^-0.02 = 0.980) liquidates the 18x cohort only; its seized collateral sold into
     # the asset's book moves it further by 0.01 x seized x c / depth.
@@ -52,9 +48,9 @@ def test_depeg_with_internal_pricing_liquidates_and_sells_the_seized_collateral(
     assert float(ds.collateral_pnl) < 0
 
 
-def test_depeg_loop_liquidates_everything_on_a_thin_collateral_book_but_not_with_external_pricing():
-    internal = run(depeg("internal", 5e4)).isel(path=0)
-    external = run(depeg("external", 5e4)).isel(path=0)
+def test_depeg_loop_liquidates_everything_on_a_thin_collateral_book_but_not_with_external_pricing(run64):
+    internal = run64(depeg("internal", 5e4)).isel(path=0)
+    external = run64(depeg("external", 5e4)).isel(path=0)
     # Thin book: each cohort's seized collateral pushes the asset below the next cohort's threshold.
     assert float(internal.liquidated_long) == pytest.approx(1e8 * 0.95, rel=1e-3)
     assert float(internal.min_collateral_price) < 0.6

@@ -44,6 +44,7 @@ def test_config_loads(path):
     assert again.scenarios == scenarios.scenarios
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=_id)
 def test_config_runs_finite(path):
     n_scenarios = len(stresslab.load_config(path).scenarios)

@@ -162,6 +162,7 @@ def _chunk(raw: dict, smooth: bool = False, temperature: float | None = None, sc
         return {k: np.asarray(v) for k, v in out.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["breakers_band", "adl", "momentum"])
 def test_a_second_call_with_other_values_does_not_recompile(name):
     _chunk(FAMILIES[name])

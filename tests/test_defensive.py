@@ -11,17 +11,12 @@ from kernel import kernel_states
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-import stresslab
+pytestmark = pytest.mark.slow  # each test compiles and runs a market kernel
 
 DEPTH = 1e7
 S0 = 100.0
 YEAR = 365 * 86400.0
 DT = 60.0
-
-
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0, path=0)
 
 
 def market(defensive: list[dict], shocks: list[dict] | None = None, steps: int = 30, **extra) -> dict:
@@ -45,9 +40,9 @@ def gap_vol(log_return: float, half_life: float = 600.0) -> float:
 
 
 @pytest.mark.parametrize("notional", [1e7, 3e7])
-def test_stop_loss_sells_its_notional_inside_the_gap_step(notional):
+def test_stop_loss_sells_its_notional_inside_the_gap_step(run64, notional):
     units = notional / S0
-    ds = run(market([{"kind": "stop_loss", "side": "long", "notional": notional, "threshold": 0.05}]))
+    ds = run64(market([{"kind": "stop_loss", "side": "long", "notional": notional, "threshold": 0.05}])).isel(path=0)
     x = solve_move(math.log(0.94), units)
     fill = S0 * math.exp(math.log(0.94) + x / 2)
     price = ds.sample_price.isel(sample=0).values
@@ -59,17 +54,17 @@ def test_stop_loss_sells_its_notional_inside_the_gap_step(notional):
     assert math.log(float(ds.min_price) / (S0 * 0.94)) == pytest.approx(-0.01 * units * fill / DEPTH, rel=1e-12)
 
 
-def test_stop_loss_not_breached_does_nothing_and_shorts_stop_on_rises():
-    long_ = run(market([{"kind": "stop_loss", "side": "long", "notional": 1e7, "threshold": 0.07}]))
+def test_stop_loss_not_breached_does_nothing_and_shorts_stop_on_rises(run64):
+    long_ = run64(market([{"kind": "stop_loss", "side": "long", "notional": 1e7, "threshold": 0.07}])).isel(path=0)
     assert float(long_.defensive_sold) == 0.0 and float(long_.min_price) == pytest.approx(94.0)
-    short = run(market([{"kind": "stop_loss", "side": "short", "notional": 1e7, "threshold": 0.05}],
-                       shocks=[{"type": "gap", "at": "10min", "size": 0.06}]))
+    short = run64(market([{"kind": "stop_loss", "side": "short", "notional": 1e7, "threshold": 0.05}],
+                         shocks=[{"type": "gap", "at": "10min", "size": 0.06}])).isel(path=0)
     x = solve_move(math.log(1.06), 1e5, sign=1.0)  # the short buys back
     assert math.log(float(short.final_price) / S0) == pytest.approx(math.log(1.06) + x, rel=1e-9)
     assert float(short.defensive_sold) == pytest.approx(1e5 * S0 * math.exp(math.log(1.06) + x / 2), rel=1e-9)
 
 
-def test_stops_and_liquidations_feed_each_other_within_one_step():
+def test_stops_and_liquidations_feed_each_other_within_one_step(run64):
     """A -4.5 % gap (price 95.5) misses the 5 % stop but liquidates a 21x long (liquidation price 95.72);
     its sale takes the price below 95, which trips the stop in a later cascade round of the same step.
     The step's price clears the liquidation and the stop together."""
@@ -78,7 +73,7 @@ def test_stops_and_liquidations_feed_each_other_within_one_step():
                  shocks=[{"type": "gap", "at": "10min", "size": -0.045}],
                  positions=[{"side": "long", "leverage": 21, "notional": liq_units * S0}],
                  liquidation={"adl": False, "insurance_fund": 1e9})
-    ds = run(raw)
+    ds = run64(raw).isel(path=0)
     y_base = math.log(0.955)
     alone = y_base + solve_move(y_base, liq_units)
     assert S0 * math.exp(alone) < 95.0  # the liquidation alone crosses the stop
@@ -91,14 +86,15 @@ def test_stops_and_liquidations_feed_each_other_within_one_step():
     assert float(ds.liquidated_long) == pytest.approx(liq_units * fill, rel=1e-12)
 
 
-def test_drawdown_trader_stops_on_the_fall_from_the_peak_not_from_the_start():
+def test_drawdown_trader_stops_on_the_fall_from_the_peak_not_from_the_start(run64):
     # A buy program lifts the price 5 % at 2 min; the -6 % gap then leaves it 1.3 % below the start
     # but 6 % below the peak.
     shocks = [{"type": "sell_program", "start": "2min", "notional": -math.log(1.05) / 0.01 * DEPTH,
                "duration": "1min"},
               {"type": "gap", "at": "10min", "size": -0.06}]
-    stop = run(market([{"kind": "stop_loss", "side": "long", "notional": 1e7, "threshold": 0.05}], shocks))
-    drawdown = run(market([{"kind": "drawdown", "side": "long", "notional": 1e7, "threshold": 0.05}], shocks))
+    stop = run64(market([{"kind": "stop_loss", "side": "long", "notional": 1e7, "threshold": 0.05}], shocks))
+    drawdown = run64(market([{"kind": "drawdown", "side": "long", "notional": 1e7, "threshold": 0.05}], shocks))
+    stop, drawdown = stop.isel(path=0), drawdown.isel(path=0)
     assert float(stop.defensive_sold) == 0.0
     assert float(stop.final_price) == pytest.approx(S0 * 1.05 * 0.94, rel=1e-12)
     y_base = math.log(1.05 * 0.94)
@@ -107,12 +103,12 @@ def test_drawdown_trader_stops_on_the_fall_from_the_peak_not_from_the_start():
     assert float(drawdown.defensive_sold) == pytest.approx(1e5 * S0 * math.exp(y_base + x / 2), rel=1e-12)
 
 
-def test_kill_switch_withdraws_its_share_of_depth_while_volatility_is_high():
+def test_kill_switch_withdraws_its_share_of_depth_while_volatility_is_high(run64):
     share, threshold = 0.4, 2.0
     program = {"type": "sell_program", "start": "15min", "notional": DEPTH, "duration": "1min"}
     raw = market([{"kind": "kill_switch", "share": share, "threshold": threshold}],
                  shocks=[{"type": "gap", "at": "10min", "size": -0.06}, program], steps=90)
-    ds = run(raw)
+    ds = run64(raw).isel(path=0)
     assert float(ds.min_depth_ratio) == pytest.approx(1 - share, rel=1e-12)
     # Realised vol after the gap step, decaying by 2^(-dt / 2 half-life) per quiet step.
     v10 = gap_vol(math.log(0.94))
@@ -132,8 +128,8 @@ def test_kill_switch_withdraws_its_share_of_depth_while_volatility_is_high():
     np.testing.assert_array_equal(ratio[:11], 1.0)
 
 
-def test_kill_switch_below_its_threshold_keeps_the_book():
-    ds = run(market([{"kind": "kill_switch", "share": 0.4, "threshold": 1e3}]))
+def test_kill_switch_below_its_threshold_keeps_the_book(run64):
+    ds = run64(market([{"kind": "kill_switch", "share": 0.4, "threshold": 1e3}])).isel(path=0)
     assert float(ds.min_depth_ratio) == 1.0
 
 
@@ -141,8 +137,8 @@ def test_volatility_target_cuts_to_notional_times_threshold_over_vol():
     threshold, notional = 1.5, 2e7
     _, _, states = kernel_states(market([{"kind": "vol_target", "side": "long", "notional": notional,
                                     "threshold": threshold}]))
-    units = np.asarray([float(s.defensive_units[0, 0, 0]) for s in states])
-    y = np.asarray([float(s.y[0, 0]) for s in states])
+    units = np.asarray([float(s.defensive.units[0, 0, 0]) for s in states])
+    y = np.asarray([float(s.price.y[0, 0]) for s in states])
     units0 = notional / S0
     np.testing.assert_allclose(units[:12], units0, rtol=1e-13)  # vol 0 before the gap: full size
     v = gap_vol(math.log(0.94))  # known at the start of step 11
@@ -161,8 +157,8 @@ def test_var_limit_keeps_value_at_risk_under_its_threshold():
     _, _, states = kernel_states(market([{"kind": "var_limit", "side": "long", "notional": 2e7, "threshold": limit,
                                     "confidence": confidence, "horizon": horizon}]))
     z = norm.ppf(confidence) * math.sqrt(horizon / YEAR)
-    units = np.asarray([float(s.defensive_units[0, 0, 0]) for s in states])
-    y = np.asarray([float(s.y[0, 0]) for s in states])
+    units = np.asarray([float(s.defensive.units[0, 0, 0]) for s in states])
+    y = np.asarray([float(s.price.y[0, 0]) for s in states])
     variance = np.asarray([float(s.book.variance[0, 0]) for s in states])
     np.testing.assert_allclose(units[:12], 2e5, rtol=1e-13)
     for k in range(12, len(states)):  # units in step k from the price and vol known at its start

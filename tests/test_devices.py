@@ -6,20 +6,20 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import pytest
 import xarray as xr
-from click.testing import CliRunner, Result
-from split_runs import CONFIG, subprocess_env, without
+from helpers import SMALL_CONFIG as CONFIG
+from helpers import Cli, subprocess_env, without
 
-from stresslab import cli
 from stresslab.config.loading import load_config
 from stresslab.engine import devices, runner
 from stresslab.engine.devices import Devices, SettingError
 from stresslab.io import store
-from stresslab.market.params import build
+from stresslab.market.model import build
 
 FOUR_CPU_DEVICES = "--xla_force_host_platform_device_count=4"
 RUNS = {"1": "num_devices=1", "2": "num_devices=2", "4": "num_devices=4", "default": ""}
@@ -37,9 +37,9 @@ WHERE_AND_WHEN = ("device_count", "git_commit")
 between the runs of a test)."""
 
 
-def test_results_are_bit_identical_on_1_2_and_4_devices(tmp_path: Path) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text(CONFIG)
+@pytest.mark.slow
+def test_results_are_bit_identical_on_1_2_and_4_devices(config_file: Callable[..., Path], tmp_path: Path) -> None:
+    config = config_file(CONFIG)
     done = subprocess.run([sys.executable, "-c", SCRIPT, config, tmp_path], capture_output=True, text=True,
                           timeout=600, env=subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
     assert done.returncode == 0, done.stderr
@@ -68,20 +68,15 @@ def test_asking_for_a_gpu_without_one_says_how_to_get_one() -> None:
         devices.select("gpu")
 
 
-def _invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 @pytest.mark.parametrize(("args", "message"), [
     pytest.param(("--device", "tpu"), "error: --device: must be one of cpu, gpu (got 'tpu')", id="unknown"),
     pytest.param(("--num-devices", "0"), "error: --num-devices: must be between 1 and", id="zero"),
     pytest.param(("--device", "gpu"), "error: --device: no GPU is visible to JAX", id="no-gpu",
                  marks=pytest.mark.skipif(jax.default_backend() == "gpu", reason="a GPU is present")),
 ])
-def test_device_options_fail_in_one_line(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text(CONFIG)
-    result = _invoke("run", config, *args)
+def test_device_options_fail_in_one_line(cli: Cli, config_file: Callable[..., Path], args: tuple[str, ...],
+                                         message: str) -> None:
+    result = cli("run", config_file(CONFIG), *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
     assert "Traceback" not in result.output
@@ -137,6 +132,7 @@ def _cpu_devices_in_child(code: str = COUNT_CPU_DEVICES, **env: str) -> tuple[in
     return int(done.stdout.split()[-1]), done.stderr
 
 
+@pytest.mark.slow
 def test_importing_stresslab_gives_jax_one_cpu_device_per_core() -> None:
     assert _cpu_devices_in_child()[0] == len(os.sched_getaffinity(0))
     assert _cpu_devices_in_child(STRESSLAB_CPU_DEVICES="3")[0] == 3
@@ -146,6 +142,7 @@ def test_importing_stresslab_gives_jax_one_cpu_device_per_core() -> None:
     assert _cpu_devices_in_child(preset, STRESSLAB_CPU_DEVICES="3")[0] == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("code", "value", "count", "warning"), [
     pytest.param(COUNT_CPU_DEVICES, "two", None, "STRESSLAB_CPU_DEVICES must be a whole number >= 1 (got 'two')",
                  id="not-a-number"),

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import pytest
 import xarray as xr
-from click.testing import CliRunner, Result
-from split_runs import CONFIG as SMALL_CONFIG
-from split_runs import without
+from helpers import SMALL_CONFIG, Cli, start_stresslab_process, subprocess_env, without
 
 import stresslab
-from stresslab import api, cli
+import stresslab.cli
+from stresslab import api
 from stresslab.engine import distributed, runner
 from stresslab.engine.distributed import Cluster
 from stresslab.io import store
@@ -39,15 +37,10 @@ def _free_port() -> int:
 
 def _run_processes(count: int, *args: str | Path, cwd: Path) -> list[subprocess.CompletedProcess]:
     """``stresslab run ARGS`` in ``count`` processes joined through a coordinator on localhost."""
-    root = str(Path(stresslab.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    for name in SLURM:
-        env.pop(name, None)
+    env = {name: value for name, value in subprocess_env().items() if name not in SLURM}
     coordinator = f"localhost:{_free_port()}"
-    started = [subprocess.Popen([sys.executable, "-m", "stresslab.cli", "run", *map(str, args),
-                                 "--coordinator", coordinator, "--num-processes", str(count),
-                                 "--process-id", str(i)], cwd=cwd, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(count)]
+    started = [start_stresslab_process("run", *args, "--coordinator", coordinator, "--num-processes", str(count),
+                                       "--process-id", str(i), cwd=cwd, env=env) for i in range(count)]
     done = []
     for process in started:
         stdout, stderr = process.communicate(timeout=600)
@@ -64,6 +57,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xr.Datase
     return work, store.read(work / "reference.zarr").load()
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, xr.Dataset]) -> None:
     work, expected = reference
     first, second = _run_processes(2, "c.toml", "--out", "two.zarr", cwd=work)
@@ -79,6 +73,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
     assert not partial_dir(work / "two.zarr").exists()
 
 
+@pytest.mark.slow
 def test_a_failure_on_one_process_stops_all_with_its_message(reference: tuple[Path, xr.Dataset]) -> None:
     work, _ = reference
     first, second = _run_processes(2, "c.toml", "--out", "reference.zarr", cwd=work)
@@ -88,6 +83,7 @@ def test_a_failure_on_one_process_stops_all_with_its_message(reference: tuple[Pa
     assert second.stderr == f"error: process 0: {message}\n"
 
 
+@pytest.mark.slow
 def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
         reference: tuple[Path, xr.Dataset], monkeypatch: pytest.MonkeyPatch) -> None:
     work, expected = reference
@@ -130,10 +126,6 @@ def test_spans_are_whole_blocks_that_cover_every_path() -> None:
     assert distributed.block_size(10**9, 2, 4 * 3 * 101, store.ZARR_CHUNK_BYTES) * 4 * 3 * 101 <= store.ZARR_CHUNK_BYTES
 
 
-def _invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (("--num-processes", "0"), "error: --num-processes: must be at least 1 (got 0)"),
     (("--num-processes", "2", "--process-id", "2", "--coordinator", "localhost:1234"),
@@ -145,21 +137,21 @@ def _invoke(*args: str | Path) -> Result:
     (("--num-processes", "2", "--coordinator", "localhost:1234"), "error: --process-id: is needed to run more"),
     (("--coordinator", "localhost:1234"), "error: --num-processes: is needed with a coordinator or a process id"),
 ])
-def test_bad_process_options_fail_in_one_line(args: tuple[str, ...], message: str, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_process_options_fail_in_one_line(cli: Cli, config_file: Callable[..., Path], args: tuple[str, ...],
+                                              message: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SLURM:
         monkeypatch.delenv(name, raising=False)
-    (tmp_path / "c.toml").write_text(CONFIG)
-    result = _invoke("run", tmp_path / "c.toml", "--out", tmp_path / "out.zarr", *args)
+    config = config_file(CONFIG)
+    result = cli("run", config, "--out", config.with_name("out.zarr"), *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
     assert not jax.distributed.is_initialized()
 
 
-def test_more_than_one_process_needs_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.distributed, "initialize", lambda *_: Cluster(0, 2))
-    (tmp_path / "c.toml").write_text(CONFIG)
-    result = _invoke("run", tmp_path / "c.toml")
+def test_more_than_one_process_needs_out(cli: Cli, config_file: Callable[..., Path],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stresslab.cli.distributed, "initialize", lambda *_: Cluster(0, 2))
+    result = cli("run", config_file(CONFIG))
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --out is needed to run more than one process")
 

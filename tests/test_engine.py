@@ -22,6 +22,7 @@ RICH = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_results_are_bit_identical_for_any_chunk_size(dtype):
     overrides = [f'simulation.dtype="{dtype}"']
@@ -33,6 +34,7 @@ def test_results_are_bit_identical_for_any_chunk_size(dtype):
             np.testing.assert_array_equal(part[name].values, whole[name].values, err_msg=f"{name}, chunk {chunk}")
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers():
     a = stresslab.simulate(RICH, paths=50, seed=1)
     b = stresslab.simulate(RICH, paths=50, seed=1)
@@ -41,6 +43,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
     assert not np.array_equal(a.final_price.values, c.final_price.values)
 
 
+@pytest.mark.slow
 def test_a_path_does_not_depend_on_how_many_paths_run():
     small = stresslab.simulate(RICH, paths=20, seed=4)
     large = stresslab.simulate(RICH, paths=200, seed=4)
@@ -67,6 +70,7 @@ def test_dataset_layout_units_and_provenance():
     np.testing.assert_allclose(ds.cascade_depth, np.maximum(1 - ds.min_price / 100.0, 0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sweep_gives_a_scenario_dimension_with_coordinates():
     ds = stresslab.simulate(RICH, paths=100, seed=3, overrides=["liquidity.depth=[4e6, 8e6, 1.6e7]",
                                                                'dealers.book=["options", "constant_gamma"]'])

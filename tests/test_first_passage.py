@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import proportion_stderr, within
+from helpers import proportion_stderr, within
 from oracles import first_passage, first_passage_discrete, liquidation_price
 
 import stresslab
+
+pytestmark = pytest.mark.slow  # Monte Carlo oracle: 20,000-path runs
 
 PATHS = 20_000
 BGK_RESIDUAL = 0.006

@@ -13,16 +13,11 @@ import pytest
 
 import stresslab
 from stresslab.market import funding
-from stresslab.market.params import build
+from stresslab.market.model import build
 
 INTEREST_8H = 0.0001
 """0.01 % per 8 hours: the documented BitMEX/Binance interest component."""
 DEPTH = 1e7
-
-
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
 
 
 def funding_params(section: dict, **extra) -> funding.FundingParams:
@@ -116,9 +111,10 @@ def basis_market(premium: float, preset: str = "8h", horizon: str = "20h", start
             "liquidation": {"adl": False}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("premium,expected_rate", [(-0.001, -0.0005), (0.001, 0.0005), (-0.0003, 0.0001)])
-def test_payment_by_hand_in_a_deterministic_market(premium, expected_rate):
-    ds = run(basis_market(premium)).isel(path=0)
+def test_payment_by_hand_in_a_deterministic_market(run64, premium, expected_rate):
+    ds = run64(basis_market(premium)).isel(path=0)
     mark = 100.0 * (1 + premium)
     assert float(ds.final_price) == pytest.approx(mark, rel=1e-12)
     assert float(ds.min_basis) == pytest.approx(min(premium, 0.0), rel=1e-9, abs=1e-15)
@@ -132,18 +128,20 @@ def test_payment_by_hand_in_a_deterministic_market(premium, expected_rate):
     assert float(ds.max_funding_rate) == pytest.approx(max(expected_rate, 0.0), rel=1e-9, abs=1e-18)
 
 
-def test_premium_is_averaged_over_the_steps_of_the_interval():
+@pytest.mark.slow
+def test_premium_is_averaged_over_the_steps_of_the_interval(run64):
     # The perp falls to -0.2 % at hour 4: the first interval averages 4 steps at 0 and 4 at -0.2 %
     # (P = -0.1 %, F = -0.05 %); the second is at -0.2 % throughout (F = -0.15 %).
-    ds = run(basis_market(-0.002, start="4h")).isel(path=0)
+    ds = run64(basis_market(-0.002, start="4h")).isel(path=0)
     mark = 100.0 * (1 - 0.002)
     assert float(ds.funding_long) == pytest.approx(1e4 * (0.0005 + 0.0015) * mark, rel=1e-9)
     assert float(ds.min_funding_rate) == pytest.approx(-0.0015, rel=1e-9)
 
 
-def test_perp_below_spot_pays_longs_and_hourly_pays_an_eighth_every_hour():
-    eight = run(basis_market(-0.002, "8h")).isel(path=0)
-    hourly = run(basis_market(-0.002, "hourly")).isel(path=0)
+@pytest.mark.slow
+def test_perp_below_spot_pays_longs_and_hourly_pays_an_eighth_every_hour(run64):
+    eight = run64(basis_market(-0.002, "8h")).isel(path=0)
+    hourly = run64(basis_market(-0.002, "hourly")).isel(path=0)
     rate_8h = -0.002 + 0.0005
     assert float(eight.funding_long) > 0 > float(eight.funding_short)
     assert float(eight.min_funding_rate) == pytest.approx(rate_8h, rel=1e-9)
@@ -154,7 +152,8 @@ def test_perp_below_spot_pays_longs_and_hourly_pays_an_eighth_every_hour():
     assert float(hourly.funding_long) == pytest.approx(20 * per_payment / 8, rel=1e-9)
 
 
-def test_funding_is_zero_sum_between_equal_long_and_short_interest():
+@pytest.mark.slow
+def test_funding_is_zero_sum_between_equal_long_and_short_interest(run64):
     raw = {"simulation": {"horizon": "2d", "dt": "5min", "record_points": 2},
            "market": {"sigma": 1.0, "jumps": {"intensity": 100, "mean": -0.01, "std": 0.02}, "shocks": [
                {"type": "sell_program", "start": "6h", "notional": 2e6, "duration": "1h"},
@@ -165,7 +164,7 @@ def test_funding_is_zero_sum_between_equal_long_and_short_interest():
            "positions": [{"side": "long", "leverage": 1.5, "notional": 1e6, "maintenance_margin": 0.0},
                          {"side": "short", "leverage": 1.5, "notional": 1e6, "maintenance_margin": 0.0}],
            "liquidation": {"adl": False}}
-    ds = run(raw, paths=200, seed=3)
+    ds = run64(raw, paths=200, seed=3)
     assert (ds.liquidated_long + ds.liquidated_short == 0).all()
     scale = np.abs(ds.funding_long).max()
     assert scale > 0
@@ -185,10 +184,11 @@ def knife_edge(funding_on: bool) -> dict:
             "liquidation": {"adl": False, "penalty": 0.0}}
 
 
-def test_funding_moves_liquidation():
-    off = run(knife_edge(False)).isel(path=0)
+@pytest.mark.slow
+def test_funding_moves_liquidation(run64):
+    off = run64(knife_edge(False)).isel(path=0)
     assert float(off.liquidated_long) == 0.0 and float(off.liquidated_short) == 0.0
-    on = run(knife_edge(True)).isel(path=0)
+    on = run64(knife_edge(True)).isel(path=0)
     assert float(on.funding_long) == pytest.approx(-0.005 * 100 * 1e4, rel=1e-9)
     assert float(on.funding_short) == pytest.approx(0.005 * 100 * 1e4, rel=1e-9)
     # The long pays at the end of hour 8 and is liquidated at the next margin check (in hour 9),

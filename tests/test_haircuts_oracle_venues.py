@@ -9,20 +9,15 @@ import math
 import jax
 import numpy as np
 import pytest
+from helpers import VENUE_DEPTH as DEPTH
+from helpers import two_venues
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kernel import kernel_states
 
-import stresslab
 from stresslab.market import haircuts
 
-DEPTH = 1e7
 YEAR = 365 * 86400.0
-
-
-def run(raw: dict, paths: int = 1, seed: int = 0):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed).isel(scenario=0)
 
 
 # ---------------------------------------------------------------------------------------- haircuts
@@ -90,33 +85,36 @@ def haircut_market(gap: float = -0.05, base: float = 0.05, vol_sensitivity: floa
             "liquidation": {"adl": False, "insurance_fund": 1e6}}
 
 
+@pytest.mark.slow
 def test_max_change_limits_the_haircut_per_step():
     _, _, states = kernel_states(haircut_market(max_change=0.3))
-    h = np.asarray([float(s.haircut[0, 0]) for s in states])
+    h = np.asarray([float(s.haircuts.haircut[0, 0]) for s in states])
     step_limit = 0.3 * 60 / 3600
     moves = np.diff(h)
     assert np.abs(moves).max() <= step_limit * (1 + 1e-12)
     np.testing.assert_allclose(moves[6:18], step_limit, rtol=1e-9)  # it binds on the way up ...
     assert h.max() < 0.05 + 0.01 * gap_vol(-0.05, 60.0, 600.0)   # ... and the peak is cut off
-    free = np.asarray([float(s.haircut[0, 0]) for s in kernel_states(haircut_market())[2]])
+    free = np.asarray([float(s.haircuts.haircut[0, 0]) for s in kernel_states(haircut_market())[2]])
     # The haircut of a step comes from the volatility known at its start: the gap in step 5 shows in step 6.
     assert free[6] == pytest.approx(0.05)
     assert free[7] == pytest.approx(0.05 + 0.01 * gap_vol(-0.05, 60.0, 600.0), rel=1e-9)
 
 
-def test_max_haircut_and_haircut_ratio_outputs():
-    ds = run(haircut_market()).isel(path=0)
+@pytest.mark.slow
+def test_max_haircut_and_haircut_ratio_outputs(run64):
+    ds = run64(haircut_market()).isel(path=0)
     assert float(ds.liquidated_long) == 0.0
     peak = 0.05 + 0.01 * gap_vol(-0.05, 60.0, 600.0)
     assert float(ds.max_haircut) == pytest.approx(peak, rel=1e-9)
     assert float(ds.haircut_ratio) == pytest.approx(peak / 0.05, rel=1e-9)
 
 
-def test_a_higher_haircut_liquidates_earlier():
+@pytest.mark.slow
+def test_a_higher_haircut_liquidates_earlier(run64):
     # A -9 % gap leaves the long at 91, above its liquidation price 90.45. Equity per unit at 91 with a
     # static haircut h: 10 (1 - h) - 9 against maintenance 0.455: it survives h = 0.05, not h = 0.06.
     for base, liquidated in ((0.0, False), (0.05, False), (0.06, True), (0.2, True)):
-        ds = run(haircut_market(gap=-0.09, base=base, vol_sensitivity=0.0)).isel(path=0)
+        ds = run64(haircut_market(gap=-0.09, base=base, vol_sensitivity=0.0)).isel(path=0)
         assert (float(ds.liquidated_long) > 0) == liquidated, base
         assert float(ds.max_haircut) == pytest.approx(base)
 
@@ -124,28 +122,9 @@ def test_a_higher_haircut_liquidates_earlier():
 # ---------------------------------------------------------------------------------- venues, oracle
 
 
-def two_venues(arbitrage: bool, mark: str = "last", positions: bool = True, capacity: float = 1e12) -> dict:
-    """Venue A (depth 1e7) takes a one-step sell worth 5 % of its book at t = 0; venue B has three
-    times the depth. Longs on A at 15-40x; longs on B at 60-90x (liquidated by a ~1 % fall).
-    Without ``positions`` the same cohorts are held at 2-3x (never liquidated; same compiled kernel)."""
-    a, b = ((15, 40), (60, 90)) if positions else ((2, 3), (2, 3))
-    grids = [{"side": "long", "notional": 1e6, "leverage_min": a[0], "leverage_max": a[1], "cohorts": 4,
-              "venue": "A"},
-             {"side": "long", "notional": 1e6, "leverage_min": b[0], "leverage_max": b[1], "cohorts": 4,
-              "venue": "B"}]
-    return {"simulation": {"steps": 60, "dt": "1min", "record_points": 2},
-            "market": {"sigma": 0.0, "shocks": [
-                {"type": "sell_program", "start": "0s", "notional": 5 * DEPTH, "duration": "1min", "venue": "A"}]},
-            "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
-            "venues": [{"name": "A"}, {"name": "B", "depth": 3 * DEPTH, "insurance_fund": 5e8}],
-            "arbitrage": {"enabled": arbitrage, "reference": "venues", "half_life": "5min", "capacity": capacity},
-            "oracle": {"mark": mark},
-            "position_grids": grids,
-            "liquidation": {"adl": False, "insurance_fund": 1e9}}
-
-
-def test_per_venue_outputs_carry_the_venue_names():
-    ds = run(two_venues(False))
+@pytest.mark.slow
+def test_per_venue_outputs_carry_the_venue_names(run64):
+    ds = run64(two_venues(False))
     assert list(ds.venue.values) == ["A", "B"]
     for name in ("venue_min_price", "venue_final_price", "venue_liquidated_long", "venue_insurance_fund",
                  "venue_halted_time", "venue_cascade_depth"):
@@ -158,9 +137,10 @@ def test_per_venue_outputs_carry_the_venue_names():
     assert float(ds.liquidated_long) == pytest.approx(float(ds.venue_liquidated_long.sum()))
 
 
-def test_contagion_across_venues_needs_arbitrage():
-    off = run(two_venues(False)).isel(path=0)
-    on = run(two_venues(True)).isel(path=0)
+@pytest.mark.slow
+def test_contagion_across_venues_needs_arbitrage(run64):
+    off = run64(two_venues(False)).isel(path=0)
+    on = run64(two_venues(True)).isel(path=0)
     assert float(off.venue_min_price.sel(venue="B")) == 100.0
     assert float(off.venue_liquidated_long.sel(venue="B")) == 0.0
     assert float(off.venue_liquidated_long.sel(venue="A")) > 0
@@ -170,10 +150,11 @@ def test_contagion_across_venues_needs_arbitrage():
     assert float(on.venue_final_price.sel(venue="A")) > float(off.venue_final_price.sel(venue="A"))
 
 
-def test_cross_venue_arbitrage_closes_the_gap_with_its_half_life_and_keeps_the_mean():
+@pytest.mark.slow
+def test_cross_venue_arbitrage_closes_the_gap_with_its_half_life_and_keeps_the_mean(run64):
     """Flat books, permanent impact: each step closes 1 - 2^(-dt / half_life) of every venue's gap to the
     depth-weighted mean, and the flows sum to zero, so the mean stays at -0.01 Q / (depth_A + depth_B)."""
-    ds = run(two_venues(True, positions=False)).isel(path=0)
+    ds = run64(two_venues(True, positions=False)).isel(path=0)
     assert float(ds.liquidated_long) == 0.0
     mean = -0.01 * 5 * DEPTH / (4 * DEPTH)
     decay = 2.0 ** (-59 / 5)  # 59 steps of arbitrage after the program's step
@@ -183,10 +164,11 @@ def test_cross_venue_arbitrage_closes_the_gap_with_its_half_life_and_keeps_the_m
     assert y_b == pytest.approx(mean + (0.0 - mean) * decay, rel=1e-10)
 
 
-def test_arbitrage_capacity_limits_the_flow_per_step():
+@pytest.mark.slow
+def test_arbitrage_capacity_limits_the_flow_per_step(run64):
     # 1e7 per hour: at most 1e7 / 60 per 1-minute step and venue. The wanted flows (equal and opposite,
     # ~4.8e6 at first) exceed it on every one of the 59 steps, so A climbs back by exactly that much.
-    ds = run(two_venues(True, positions=False, capacity=1e7)).isel(path=0)
+    ds = run64(two_venues(True, positions=False, capacity=1e7)).isel(path=0)
     per_step = 0.01 * (1e7 / 60) / DEPTH
     y_a = math.log(float(ds.venue_final_price.sel(venue="A")) / 100.0)
     y_b = math.log(float(ds.venue_final_price.sel(venue="B")) / 100.0)
@@ -194,15 +176,16 @@ def test_arbitrage_capacity_limits_the_flow_per_step():
     assert y_b == pytest.approx(-59 * per_step * DEPTH / (3 * DEPTH), rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("half_life", [120.0, 600.0])
-def test_basis_arbitrage_pulls_the_perp_back_to_spot_with_its_half_life(half_life):
+def test_basis_arbitrage_pulls_the_perp_back_to_spot_with_its_half_life(run64, half_life):
     # One venue: a one-step sale puts the perp 5 % under spot; each later step closes 1 - 2^(-dt / half_life)
     # of the log gap (flat book, permanent impact, unlimited capital).
-    ds = run({"simulation": {"steps": 30, "dt": "1min", "record_points": 2},
-              "market": {"sigma": 0.0, "shocks": [
-                  {"type": "sell_program", "start": "0s", "notional": 5 * DEPTH, "duration": "1min"}]},
-              "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
-              "arbitrage": {"enabled": True, "reference": "spot", "half_life": half_life}}).isel(path=0)
+    ds = run64({"simulation": {"steps": 30, "dt": "1min", "record_points": 2},
+                "market": {"sigma": 0.0, "shocks": [
+                    {"type": "sell_program", "start": "0s", "notional": 5 * DEPTH, "duration": "1min"}]},
+                "liquidity": {"depth": DEPTH, "permanent_fraction": 1.0, "depletion": 0.0},
+                "arbitrage": {"enabled": True, "reference": "spot", "half_life": half_life}}).isel(path=0)
     expected = -0.05 * 2.0 ** (-29 * 60.0 / half_life)
     assert math.log(float(ds.final_price) / 100.0) == pytest.approx(expected, rel=1e-10)
     assert float(ds.min_basis) == pytest.approx(math.expm1(-0.05), rel=1e-12)

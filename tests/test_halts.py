@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from synthetic import COMING, result, with_halts
+from synthetic import OTHER_PER_PATH, result, with_halts
 
 import stresslab  # noqa: F401  (registers ds.stress)
 from stresslab.io import store
@@ -106,7 +106,7 @@ def test_bad_quantile_level_is_refused(known: xr.Dataset) -> None:
 
 
 def test_halt_stats_on_a_lazily_opened_zarr_store(tmp_path: Path) -> None:
-    ds = result(scenarios=2, paths=300, halts=True, coming=True, seed=5)
+    ds = result(scenarios=2, paths=300, halts=True, others=True, seed=5)
     lazy = xr.open_zarr(store.write(ds, tmp_path / "run.zarr"))
     assert not isinstance(lazy["halted_time"].variable._data, np.ndarray)  # not read yet
     xr.testing.assert_allclose(lazy.stress.halts().load(), ds.stress.halts())
@@ -134,11 +134,12 @@ def test_summary_has_halt_columns_only_when_both_variables_are_there() -> None:
     assert list(summary_table(only_time).columns) == ["market.sigma", *BASE_COLUMNS]
 
 
-def test_coming_per_path_variables_leave_the_summary_alone() -> None:
-    plain, coming = result(seed=7), result(coming=True, seed=7)
-    assert set(COMING) <= set(coming.data_vars) and coming["venue_cascade_depth"].dims == ("scenario", "path", "venue")
-    pd.testing.assert_frame_equal(coming.stress.summary()[["market.sigma", *BASE_COLUMNS]], plain.stress.summary())
-    pd.testing.assert_frame_equal(tables.display_table(coming), tables.display_table(plain))
+def test_other_per_path_variables_leave_the_summary_alone() -> None:
+    plain, others = result(seed=7), result(others=True, seed=7)
+    assert set(OTHER_PER_PATH) <= set(others.data_vars)
+    assert others["venue_cascade_depth"].dims == ("scenario", "path", "venue")
+    pd.testing.assert_frame_equal(others.stress.summary()[["market.sigma", *BASE_COLUMNS]], plain.stress.summary())
+    pd.testing.assert_frame_equal(tables.display_table(others), tables.display_table(plain))
 
 
 def test_halt_table_formats_the_halt_stats(known: xr.Dataset) -> None:
@@ -151,10 +152,10 @@ def test_halt_table_formats_the_halt_stats(known: xr.Dataset) -> None:
     assert tables.halt_table(known.drop_vars("halt_count")) is None
 
 
-@pytest.mark.parametrize(("halts", "coming"), [(False, False), (True, False), (True, True)])
-def test_report_has_a_halt_section_exactly_when_the_result_has_halts(halts: bool, coming: bool,
+@pytest.mark.parametrize(("halts", "others"), [(False, False), (True, False), (True, True)])
+def test_report_has_a_halt_section_exactly_when_the_result_has_halts(halts: bool, others: bool,
                                                                      tmp_path: Path) -> None:
-    ds = result(paths=200, halts=halts, coming=coming, seed=8)
+    ds = result(paths=200, halts=halts, others=others, seed=8)
     directory = build.write_report(ds, tmp_path / "r")
     summary = (directory / build.SUMMARY_FILE).read_text(encoding="utf-8")
     page = (directory / build.HTML_FILE).read_text(encoding="utf-8")
@@ -167,11 +168,11 @@ def test_report_has_a_halt_section_exactly_when_the_result_has_halts(halts: bool
         assert "<h2>Circuit breakers</h2>" in page and stats.loc[1, "P(halt)"] in page
     else:
         assert "Circuit breakers" not in summary and "Circuit breakers" not in page
-    assert not any(name in summary for name in COMING)
+    assert not any(name in summary for name in OTHER_PER_PATH)
 
 
 def test_load_result_keeps_the_halt_variables_when_there(tmp_path: Path) -> None:
     for halts in (False, True):
         path = tmp_path / f"halts-{halts}.zarr"
-        loaded = build.load_result(store.write(result(paths=50, halts=halts, coming=halts), path))
+        loaded = build.load_result(store.write(result(paths=50, halts=halts, others=halts), path))
         assert set(loaded.data_vars) == set(build.REQUIRED) | (set(build.OPTIONAL) if halts else set())

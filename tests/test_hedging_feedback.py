@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import within
+from helpers import within
 
 import stresslab
 
@@ -29,6 +29,7 @@ def config(gamma: float, **liquidity) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phi", [-0.7, -0.3, 0.0, 0.3, 0.6, 0.85])
 def test_return_variance_scales_by_frey_factor(phi):
     ds = stresslab.simulate(config(phi * DEPTH), paths=PATHS, seed=3)
@@ -45,6 +46,7 @@ def test_phi_at_or_above_one_is_refused_with_a_clear_message():
             stresslab.simulate(config(phi * DEPTH), paths=10)
 
 
+@pytest.mark.slow
 def test_feedback_that_turns_unstable_in_the_run_is_reported_not_silent():
     """Depth withdrawn in a volatility spike pushes gamma/depth past 1 mid-run."""
     cfg = config(0.15 * DEPTH, withdrawal=1.0, vol_half_life="30min")

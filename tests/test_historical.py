@@ -13,6 +13,8 @@ import pytest
 
 import stresslab
 
+pytestmark = pytest.mark.slow  # 1000 paths of each shipped historical scenario
+
 HISTORICAL = Path(__file__).parent.parent / "configs" / "historical"
 PATHS = 1000
 

@@ -15,6 +15,8 @@ import pytest
 
 import stresslab
 
+pytestmark = pytest.mark.slow  # each test compiles and runs a market kernel
+
 DEPTH = 2e7
 HALF_LIFE = 120.0
 RHO = math.log(2) / HALF_LIFE

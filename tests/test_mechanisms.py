@@ -7,22 +7,20 @@ import math
 
 import numpy as np
 import pytest
-from conftest import within
+from helpers import run64, within
 
-import stresslab
+pytestmark = pytest.mark.slow  # each test compiles and runs a market kernel
 
-
-def run(raw: dict, paths: int = 8, seed: int = 0, **kw):
-    raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
-    return stresslab.simulate(raw, paths=paths, seed=seed, **kw).isel(scenario=0)
+PATHS = 8
+"""Paths of the deterministic runs (sigma 0: every path is the same)."""
 
 
 @pytest.mark.parametrize("intensity,mean,std", [(2000.0, -0.01, 0.01), (500.0, 0.0, 0.03)])
 def test_merton_jumps_add_their_variance(intensity, mean, std):
     sigma = 0.5
-    ds = run({"simulation": {"horizon": "2d", "dt": "5min", "record_points": 2},
-              "market": {"sigma": sigma, "jumps": {"intensity": intensity, "mean": mean, "std": std}},
-              "liquidity": {"enabled": False}}, paths=4000, seed=1)
+    ds = run64({"simulation": {"horizon": "2d", "dt": "5min", "record_points": 2},
+                "market": {"sigma": sigma, "jumps": {"intensity": intensity, "mean": mean, "std": std}},
+                "liquidity": {"enabled": False}}, paths=4000, seed=1)
     rv2 = ds.realized_vol.values**2
     expected = sigma**2 + intensity * (mean**2 + std**2)
     assert within(rv2.mean(), expected, rv2.std(ddof=1) / math.sqrt(rv2.size), bias=0.01 * expected)
@@ -31,19 +29,19 @@ def test_merton_jumps_add_their_variance(intensity, mean, std):
 @pytest.mark.parametrize("multiplier,share", [(3.0, 0.25), (0.5, 0.5)])
 def test_volatility_spike_scales_variance_in_its_window(multiplier, share):
     sigma = 0.6
-    ds = run({"simulation": {"horizon": "1d", "dt": "1min", "record_points": 2},
-              "market": {"sigma": sigma, "shocks": [{"type": "vol_spike", "start": "2h",
-                                                     "duration": 86400 * share, "multiplier": multiplier}]},
-              "liquidity": {"enabled": False}}, paths=2000, seed=2)
+    ds = run64({"simulation": {"horizon": "1d", "dt": "1min", "record_points": 2},
+                "market": {"sigma": sigma, "shocks": [{"type": "vol_spike", "start": "2h",
+                                                       "duration": 86400 * share, "multiplier": multiplier}]},
+                "liquidity": {"enabled": False}}, paths=2000, seed=2)
     rv2 = ds.realized_vol.values**2
     expected = sigma**2 * (1 + (multiplier**2 - 1) * share)
     assert within(rv2.mean(), expected, rv2.std(ddof=1) / math.sqrt(rv2.size), bias=0.005 * expected)
 
 
 def test_gap_moves_price_by_its_size_in_its_step():
-    ds = run({"simulation": {"horizon": "2h", "dt": "1min", "record_points": 120, "keep_paths": 1},
-              "market": {"sigma": 0.0, "price": 40.0, "shocks": [{"type": "gap", "at": "30min", "size": -0.07}]},
-              "liquidity": {"enabled": False}})
+    ds = run64({"simulation": {"horizon": "2h", "dt": "1min", "record_points": 120, "keep_paths": 1},
+                "market": {"sigma": 0.0, "price": 40.0, "shocks": [{"type": "gap", "at": "30min", "size": -0.07}]},
+                "liquidity": {"enabled": False}}, paths=PATHS)
     price = ds.sample_price.isel(sample=0)
     minutes = ds.time.values / np.timedelta64(1, "m")
     np.testing.assert_allclose(price.values[minutes <= 30], 40.0, rtol=1e-12)
@@ -51,10 +49,11 @@ def test_gap_moves_price_by_its_size_in_its_step():
 
 
 def participation_run(enabled: bool):
-    return run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 360, "keep_paths": 1},
-                "market": {"sigma": 0.0, "daily_volume": 2.88e11, "shocks": [
-                    {"type": "sell_program", "start": "5min", "notional": 6e8, "participation": 0.09}]},
-                "liquidity": {"enabled": enabled, "depth": 5e8, "permanent_fraction": 1.0, "depletion": 0.0}})
+    return run64({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 360, "keep_paths": 1},
+                  "market": {"sigma": 0.0, "daily_volume": 2.88e11, "shocks": [
+                      {"type": "sell_program", "start": "5min", "notional": 6e8, "participation": 0.09}]},
+                  "liquidity": {"enabled": enabled, "depth": 5e8, "permanent_fraction": 1.0, "depletion": 0.0}},
+                 paths=PATHS)
 
 
 def test_sell_program_at_participation_rate_executes_its_notional_at_that_pace():
@@ -75,11 +74,11 @@ def test_no_liquidity_means_no_impact():
 
 @pytest.mark.parametrize("withdrawal", [0.0, 0.5, 2.0])
 def test_makers_withdraw_depth_as_volatility_rises(withdrawal):
-    ds = run({"simulation": {"horizon": "4h", "dt": "1min", "record_points": 4},
-              "market": {"sigma": 0.5, "shocks": [{"type": "vol_spike", "start": "1h", "duration": "2h",
-                                                   "multiplier": 4.0}]},
-              "liquidity": {"depth": 1e9, "depletion": 0.0, "withdrawal": withdrawal, "vol_half_life": "10min"}},
-             paths=200)
+    ds = run64({"simulation": {"horizon": "4h", "dt": "1min", "record_points": 4},
+                "market": {"sigma": 0.5, "shocks": [{"type": "vol_spike", "start": "1h", "duration": "2h",
+                                                     "multiplier": 4.0}]},
+                "liquidity": {"depth": 1e9, "depletion": 0.0, "withdrawal": withdrawal, "vol_half_life": "10min"}},
+               paths=200)
     ratio = float(ds.min_depth_ratio.median())
     if withdrawal == 0:
         assert ratio == 1.0
@@ -94,12 +93,12 @@ def cascade(max_order=None, collar=None):
         liquidation["max_order"] = max_order
     if collar:
         liquidation["price_collar"] = collar
-    return run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 360, "keep_paths": 1},
-                "market": {"sigma": 0.0, "shocks": [{"type": "gap", "at": "1min", "size": -0.03}]},
-                "liquidity": {"depth": 2e7, "permanent_fraction": 1.0, "depletion": 0.0},
-                "position_grids": [{"side": "long", "notional": 4e8, "leverage_min": 10, "leverage_max": 40,
-                                    "cohorts": 12}],
-                "liquidation": liquidation})
+    return run64({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 360, "keep_paths": 1},
+                  "market": {"sigma": 0.0, "shocks": [{"type": "gap", "at": "1min", "size": -0.03}]},
+                  "liquidity": {"depth": 2e7, "permanent_fraction": 1.0, "depletion": 0.0},
+                  "position_grids": [{"side": "long", "notional": 4e8, "leverage_min": 10, "leverage_max": 40,
+                                      "cohorts": 12}],
+                  "liquidation": liquidation}, paths=PATHS)
 
 
 def test_unchunked_cascade_completes_within_one_step():
@@ -132,12 +131,13 @@ def test_price_collar_bounds_the_move_liquidations_cause_per_step(collar):
 def test_time_to_trough_and_recovery_of_a_transient_block(half_life):
     """A block sell at 10 min on a fully transient book: the trough is the block's step, and half
     of the fall is regained one recovery half-life later (to the step)."""
-    ds = run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2},
-              "market": {"sigma": 0.0, "shocks": [{"type": "sell_program", "start": "10min", "notional": 4e7,
-                                                   "duration": "10s"}]},
-              "liquidity": {"depth": 2e7, "permanent_fraction": 0.0, "recovery_half_life": half_life,
-                            "depletion": 0.0}})
+    ds = run64({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2},
+                "market": {"sigma": 0.0, "shocks": [{"type": "sell_program", "start": "10min", "notional": 4e7,
+                                                     "duration": "10s"}]},
+                "liquidity": {"depth": 2e7, "permanent_fraction": 0.0, "recovery_half_life": half_life,
+                              "depletion": 0.0}}, paths=PATHS)
     assert ds.time_to_trough.values[0] == 610.0  # end of the step that starts at 600 s
     assert ds.recovery_time.values[0] == pytest.approx(half_life, abs=1e-6)
-    flat = run({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2}, "market": {"sigma": 0.0}})
+    flat = run64({"simulation": {"horizon": "1h", "dt": "10s", "record_points": 2}, "market": {"sigma": 0.0}},
+                 paths=PATHS)
     assert np.isnan(flat.time_to_trough.values[0]) and np.isnan(flat.recovery_time.values[0])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import within
+from helpers import within
 
 from stresslab.metrics import es, exceedance, summary_table, var
 

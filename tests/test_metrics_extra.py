@@ -123,6 +123,7 @@ def test_confidence_must_be_a_probability() -> None:
         var_ci(_paths(np.arange(10.0)), 0.9, confidence=1.0)
 
 
+@pytest.mark.slow
 def test_liquidations_and_bad_debt_at_risk_equal_var_es_of_the_variables(run: xr.Dataset) -> None:
     total = run["liquidated_long"] + run["liquidated_short"]
     for level in (0.9, 0.99):
@@ -138,6 +139,7 @@ def test_liquidations_and_bad_debt_at_risk_equal_var_es_of_the_variables(run: xr
     assert run.stress.liquidations_at_risk(0.99)["es"].attrs["units"] == run["liquidated_long"].attrs["units"]
 
 
+@pytest.mark.slow
 def test_p_fund_exhausted_is_the_share_of_paths_with_an_exhaustion_step(run: xr.Dataset) -> None:
     steps = run["fund_exhausted_step"].values
     expected = (steps >= 0).sum(axis=-1) / steps.shape[-1]
@@ -148,6 +150,7 @@ def test_p_fund_exhausted_is_the_share_of_paths_with_an_exhaustion_step(run: xr.
     xr.testing.assert_identical(p, p_fund_exhausted(run))
 
 
+@pytest.mark.slow
 def test_recovery_statistics_on_a_small_run(run: xr.Dataset) -> None:
     stats = run.stress.recovery()
     trough, recovery = run["time_to_trough"].values[0], run["recovery_time"].values[0]
@@ -169,6 +172,7 @@ def test_recovery_medians_are_nan_when_no_path_fell_or_recovered() -> None:
     assert stats["p_recovered"].item() == 0.0
 
 
+@pytest.mark.slow
 def test_accessor_answers_on_a_lazy_zarr_store(run: xr.Dataset, tmp_path: Path) -> None:
     lazy = store.read(store.write(run, tmp_path / "run.zarr"))
     for name in ("cascade_depth", "bad_debt"):

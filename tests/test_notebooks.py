@@ -56,6 +56,7 @@ def test_notebook_is_stored_without_outputs(notebook: Path) -> None:
             assert cell.execution_count is None, f"{notebook.name}: a cell has an execution count"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRESSLAB_NOTEBOOK_PATHS", PATHS_BY_NOTEBOOK.get(notebook.name, PATHS))

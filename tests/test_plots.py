@@ -40,7 +40,7 @@ def no_figures_left() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def ds() -> xr.Dataset:
-    return result(scenarios=SCENARIOS, paths=PATHS, halts=True, coming=True, seed=11)
+    return result(scenarios=SCENARIOS, paths=PATHS, halts=True, others=True, seed=11)
 
 
 def _vertical_lines(ax: Axes) -> list[float]:
@@ -246,7 +246,7 @@ def test_a_missing_band_variable_names_those_there_are(ds: xr.Dataset) -> None:
     assert pyplot.get_fignums() == []
 
 
-def test_report_of_a_result_with_the_coming_variables_draws_every_figure(ds: xr.Dataset) -> None:
+def test_report_of_a_result_with_every_kind_of_variable_draws_every_figure(ds: xr.Dataset) -> None:
     for plot in build.PLOTS:
         drawn = plot.draw(ds)
         assert isinstance(drawn, Figure) and not pyplot.get_fignums()  # the report keeps off pyplot

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner, Result
+from helpers import Cli
 
-from stresslab import cli
 from stresslab.io import store
 from stresslab.metrics import tail
 from stresslab.report import build, figures
@@ -49,25 +48,21 @@ CHROMIUM = "/usr/bin/chromium"
 BROWSER_TIMEOUT_S = 60
 
 
-def _invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def result(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-scenario sweep written by ``stresslab run --out`` to a Zarr store."""
     directory = tmp_path_factory.mktemp("run")
     config = directory / "sweep.toml"
     config.write_text(CONFIG)
     out = directory / "sweep.zarr"
-    done = _invoke("run", config, "--out", out)
+    done = cli("run", config, "--out", out)
     assert done.exit_code == 0, done.output
     return out
 
 
 @pytest.fixture(scope="module")
-def report_dir(result: Path) -> Path:
-    done = _invoke("report", result)
+def report_dir(cli: Cli, result: Path) -> Path:
+    done = cli("report", result)
     assert done.exit_code == 0, done.output
     directory = result.with_suffix(".report")
     assert done.stdout.strip() == f"report: {directory / build.HTML_FILE}"
@@ -118,14 +113,14 @@ def test_report_writes_figures_summary_and_self_contained_html(report_dir: Path)
     assert all(f"({plot.file})" in summary for plot in build.PLOTS)
 
 
-def test_report_of_netcdf_result_and_refusal_to_overwrite(result: Path, tmp_path: Path) -> None:
+def test_report_of_netcdf_result_and_refusal_to_overwrite(cli: Cli, result: Path, tmp_path: Path) -> None:
     netcdf = store.write(store.read(result).load(), tmp_path / "sweep.nc")
     out = tmp_path / "elsewhere" / "r"
-    assert _invoke("report", netcdf, "--out", out).exit_code == 0
+    assert cli("report", netcdf, "--out", out).exit_code == 0
     assert (out / build.HTML_FILE).is_file()
-    refused = _invoke("report", netcdf, "--out", out)
+    refused = cli("report", netcdf, "--out", out)
     assert refused.exit_code == 2 and "already exists" in refused.stderr and "--overwrite" in refused.stderr
-    assert _invoke("report", netcdf, "--out", out, "--overwrite").exit_code == 0
+    assert cli("report", netcdf, "--out", out, "--overwrite").exit_code == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["r"]  # no temporary directory left
 
 
@@ -134,23 +129,23 @@ def test_report_of_netcdf_result_and_refusal_to_overwrite(result: Path, tmp_path
     ("text.nc", "text", "not a readable netCDF file"),
     ("empty.zarr", "dir", "not a readable Zarr store"),
 ])
-def test_report_of_missing_or_unreadable_result_is_a_one_line_error(name: str, make: str | None, fragment: str,
-                                                                    tmp_path: Path) -> None:
+def test_report_of_missing_or_unreadable_result_is_a_one_line_error(cli: Cli, name: str, make: str | None,
+                                                                    fragment: str, tmp_path: Path) -> None:
     path = tmp_path / name
     if make == "text":
         path.write_text("not a result")
     elif make == "dir":
         path.mkdir()
-    done = _invoke("report", path)
+    done = cli("report", path)
     assert done.exit_code == 2
     assert done.stderr.startswith(f"error: {path}: {fragment}")
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.output
     assert not path.with_suffix(".report").exists()
 
 
-def test_report_of_a_dataset_without_the_results_variables(tmp_path: Path) -> None:
+def test_report_of_a_dataset_without_the_results_variables(cli: Cli, tmp_path: Path) -> None:
     other = store.write(xr.Dataset({"x": ("path", np.arange(3.0))}), tmp_path / "other.zarr")
-    done = _invoke("report", other)
+    done = cli("report", other)
     assert done.exit_code == 2
     assert done.stderr.startswith(f"error: {other}: not a stresslab result; missing variables: cascade_depth")
 
@@ -169,6 +164,7 @@ def test_figures_of_a_large_sweep_with_a_nan_path(result: Path) -> None:
         assert len([ax for ax in drawn.axes if ax.get_visible()]) in (1, figures.MAX_SCENARIOS), plot.file
 
 
+@pytest.mark.slow
 def test_report_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
     browser = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if browser is None:

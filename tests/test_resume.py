@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import start_stresslab_process
+
+pytestmark = pytest.mark.slow  # every test runs `python -m stresslab.cli` in child processes
 
 CONFIG = """
 [simulation]
@@ -33,16 +35,6 @@ cohorts = 8
 """
 
 
-def stresslab(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stresslab.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600, **kw)
-
-
-def start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "stresslab.cli", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def wait_for_chunks(partial: Path, count: int, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 300
     while len(list(partial.glob("*.npz"))) < count:
@@ -52,28 +44,28 @@ def wait_for_chunks(partial: Path, count: int, process: subprocess.Popen) -> Non
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, xr.Dataset]:
+def reference(cli_process, tmp_path_factory) -> tuple[Path, xr.Dataset]:
     work = tmp_path_factory.mktemp("resume")
     (work / "c.toml").write_text(CONFIG)
-    done = stresslab("run", "c.toml", "--out", "reference.zarr", cwd=work)
+    done = cli_process("run", "c.toml", "--out", "reference.zarr", cwd=work)
     assert done.returncode == 0, done.stderr
     assert not (work / "reference.zarr.partial").exists()
     return work, xr.open_zarr(work / "reference.zarr").load()
 
 
-def test_kill_9_then_resume_gives_the_identical_dataset(reference):
+def test_kill_9_then_resume_gives_the_identical_dataset(cli_process, reference):
     work, expected = reference
     out = work / "killed.zarr"
-    process = start("run", "c.toml", "--out", out.name, cwd=work)
+    process = start_stresslab_process("run", "c.toml", "--out", out.name, cwd=work)
     wait_for_chunks(work / "killed.zarr.partial", 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not out.exists()  # nothing half-written is presented as a result
-    refused = stresslab("run", "c.toml", "--out", out.name, cwd=work)
+    refused = cli_process("run", "c.toml", "--out", out.name, cwd=work)
     assert refused.returncode == 2 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
-    other = stresslab("run", "c.toml", "--out", out.name, "--resume", "--seed", "5", cwd=work)
+    other = cli_process("run", "c.toml", "--out", out.name, "--resume", "--seed", "5", cwd=work)
     assert other.returncode == 2 and "different config" in other.stderr
-    resumed = stresslab("run", "c.toml", "--out", out.name, "--resume", cwd=work)
+    resumed = cli_process("run", "c.toml", "--out", out.name, "--resume", cwd=work)
     assert resumed.returncode == 0, resumed.stderr
     assert not (work / "killed.zarr.partial").exists()
     got = xr.open_zarr(out).load()
@@ -82,9 +74,9 @@ def test_kill_9_then_resume_gives_the_identical_dataset(reference):
     assert got.attrs == expected.attrs
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(reference):
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(cli_process, reference):
     work, expected = reference
-    process = start("run", "c.toml", "--out", "interrupted.nc", cwd=work)
+    process = start_stresslab_process("run", "c.toml", "--out", "interrupted.nc", cwd=work)
     wait_for_chunks(work / "interrupted.nc.partial", 2, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -92,19 +84,19 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(reference):
     assert "Traceback" not in stderr
     assert "--resume" in stderr.splitlines()[-1]
     assert not (work / "interrupted.nc").exists()
-    resumed = stresslab("run", "c.toml", "--out", "interrupted.nc", "--resume", cwd=work)
+    resumed = cli_process("run", "c.toml", "--out", "interrupted.nc", "--resume", cwd=work)
     assert resumed.returncode == 0, resumed.stderr
     got = xr.open_dataset(work / "interrupted.nc", engine="h5netcdf").load()
     np.testing.assert_array_equal(got.cascade_depth.values, expected.cascade_depth.values)
 
 
-def test_resume_without_out_is_refused(tmp_path):
-    (tmp_path / "c.toml").write_text(CONFIG)
-    done = stresslab("run", "c.toml", "--resume", cwd=tmp_path)
+def test_resume_without_out_is_refused(cli_process, config_file):
+    config = config_file(CONFIG)
+    done = cli_process("run", config.name, "--resume", cwd=config.parent)
     assert done.returncode == 2 and "--resume needs --out" in done.stderr
 
 
-def test_existing_result_is_never_overwritten_silently(reference):
+def test_existing_result_is_never_overwritten_silently(cli_process, reference):
     work, _ = reference
-    again = stresslab("run", "c.toml", "--out", "reference.zarr", "--paths", "10", cwd=work)
+    again = cli_process("run", "c.toml", "--out", "reference.zarr", "--paths", "10", cwd=work)
     assert again.returncode == 2 and "already exists" in again.stderr

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-import tomli_w
 
 import stresslab
 from stresslab import status
@@ -27,6 +23,7 @@ FUND = {
 }
 
 
+@pytest.mark.slow
 def test_an_emptied_book_is_an_error_naming_mechanism_and_step():
     with pytest.raises(stresslab.StresslabError, match=r"scenario 0, price impact: .* first at step 30 \(t = 31min\)"):
         stresslab.simulate(EMPTIED_BOOK, paths=50)
@@ -36,6 +33,7 @@ def test_an_emptied_book_is_an_error_naming_mechanism_and_step():
     assert np.isfinite(ds.min_price).all() and (ds.min_price > 0).all()
 
 
+@pytest.mark.slow
 def test_an_exhausted_fund_is_reported_but_not_an_error():
     with pytest.warns(RuntimeWarning, match=r"insurance fund: the insurance fund was exhausted on 100\.00% of paths, "
                                             r"first at step 30"):
@@ -60,16 +58,15 @@ def test_status_report_for_every_problem_kind():
         status.report(dict(quiet, rounds_exhausted=np.array([0, 2, 0, 0])), 0, 60.0, "raise")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_error,code", [("raise", 1), ("warn", 0)])
-def test_cli_on_error_choice(tmp_path, on_error, code):
-    config = tmp_path / "c.toml"
-    config.write_text(tomli_w.dumps(EMPTIED_BOOK))
-    done = subprocess.run([sys.executable, "-m", "stresslab.cli", "run", str(config), "--paths", "20",
-                           "--on-error", on_error], capture_output=True, text=True, timeout=300)
+def test_cli_on_error_choice(cli_process, config_file, on_error, code):
+    done = cli_process("run", config_file(EMPTIED_BOOK), "--paths", "20", "--on-error", on_error, timeout=300)
     assert done.returncode == code, done.stderr
     assert "price impact" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_provenance_attributes():
     ds = stresslab.simulate(FUND, paths=5, on_error="warn")
     for key in ("config", "seed", "paths", "stresslab_version", "jax_version", "backend", "device_count",
