@@ -16,7 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stresslab.market import collateral, dealers, defensive, liquidity, oracle, positions
+from stresslab.market import collateral, dealers, liquidity, oracle, positions
 from stresslab.market.outputs import Output, Problem
 from stresslab.market.reduce import fixed_sum
 
@@ -192,7 +192,7 @@ def _triggered(params, static, f: Flow, queued, stopped, q: Queue, y: jnp.ndarra
     m = margin(params, static, f, collateral_after(params, static, f, q.collateral))
     mark_price = params.price.s0 * jnp.exp(mark(params, static, f, y))
     new = liquidation_weights(params, static, f.units, queued, mark_price, m.check)
-    new_stops = defensive.stopped(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
+    new_stops = static.rules.stops(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
     return new, new_stops
 
 

@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from stresslab.market import defensive
 from stresslab.market.outputs import Output, Series
 
 ONE_PERCENT = 0.01
@@ -107,7 +106,7 @@ def available_ratio(params, static, s: LiquidityState) -> jnp.ndarray:
     """Available depth (withdrawal, kill switches, consumption) over the configured depth (N, V)."""
     ratio = depth_ratio(params.book, s)
     if static.defensive.n_kill:
-        ratio = ratio * defensive.depth_multiplier(params.defensive, vol(s))
+        ratio = ratio * static.rules.kill_switches(params.defensive, vol(s))
     return ratio
 
 

@@ -17,9 +17,10 @@ liquidation trigger           sigmoid of the margin shortfall per notional / T
 cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS eps
 breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
 price band                    not relaxed: the band is off
-ADL decision, fund shortfall  not relaxed: queued = weight >= 1/2
-defensive stops               not relaxed
+ADL decision (``adl_queue``)  not relaxed: queued = weight >= 1/2
+defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
+ADL's fund-shortfall test     not relaxed (inside ``positions.auto_deleverage``)
 momentum signal               sigmoid of (|window return| - threshold) / T
 Newton stopping (clearing)    not relaxed: tolerance-stopped iterations
 ============================  =====================================================
@@ -33,7 +34,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stresslab.market import breakers, positions
+from stresslab.market import breakers, defensive, positions
 
 DEFAULT_TEMPERATURE = 1e-3
 """Width of the smooth relaxations when none is given."""
@@ -113,6 +114,14 @@ class Hard:
     def signal(self, excess: jnp.ndarray, temperature) -> jnp.ndarray:
         """A threshold rule's firing (1 or 0, in the dtype of ``excess``): ``excess`` > 0."""
         return (excess > 0).astype(excess.dtype)
+
+    def stops(self, p: defensive.DefensiveParams, units, done, y, peak, trough) -> jnp.ndarray:
+        """Defensive populations whose stop or drawdown limit is breached at ``y`` (:func:`defensive.stopped`)."""
+        return defensive.stopped(p, units, done, y, peak, trough)
+
+    def kill_switches(self, p: defensive.DefensiveParams, vol: jnp.ndarray) -> jnp.ndarray:
+        """Share of depth left after kill switches fire above their volatility (:func:`defensive.depth_multiplier`)."""
+        return defensive.depth_multiplier(p, vol)
 
 
 @dataclass(frozen=True)

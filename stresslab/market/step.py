@@ -94,7 +94,7 @@ def open_step(p: Parts, static: Parts, state: Parts, t: jnp.ndarray, draws: jnp.
     vol = liquidity.vol(state.book)
     base = liquidity.baseline_depth(p.book, book)
     if static.defensive.n_kill:
-        base = base * defensive.depth_multiplier(p.defensive, vol)
+        base = base * static.rules.kill_switches(p.defensive, vol)
     depth = base * (1.0 - book.consumed)
     y_base = y_fund[..., None] + book.permanent + book.transient
     options = None
