@@ -11,21 +11,29 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from stresslab.market.model import SERIES, output
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 TIME_POINTS = 7
 HORIZON = "1h"
 START_PRICE = 100.0
 PER_PATH = ("scenario", "path")
 BANDS = ("scenario", "time", "quantile")
-OTHER_PER_PATH = {
-    "funding_long": "quote currency", "funding_short": "quote currency", "min_funding_rate": "1",
-    "max_funding_rate": "1", "max_haircut": "1",
-}
-"""Per-path variables of a run (funding, haircuts) that no tail metric, table or report section reads: name and
-units. ``others=True`` adds them, with the halts and a per-venue variable, so that a synthetic result has every
+OTHER_PER_PATH = ("funding_long", "funding_short", "min_funding_rate", "max_funding_rate", "max_haircut")
+"""Per-path variables of a run (funding, haircuts) that no tail metric, table or report section reads.
+``others=True`` adds them, with the halts and a per-venue variable, so that a synthetic result has every
 kind of variable a run of the full market returns."""
 VENUES = ("spot", "perp")
 """Venues of the per-venue variable (``venue_cascade_depth`` on scenario, path, venue) that ``others`` adds."""
+
+
+def attrs(name: str) -> dict[str, str]:
+    """Units and long name of output ``name`` (or of the series behind ``<series>_quantiles``), from the registry."""
+    for series in SERIES:
+        if name == f"{series.name}_quantiles":
+            return {"units": series.units, "long_name": f"quantiles over paths of {series.long_name}"}
+    entry = output(name)
+    return {"units": entry.units, "long_name": entry.long_name}
 
 
 def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others: bool = False,
@@ -47,27 +55,27 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others:
     depth = rng.beta(2.0, 20.0, size=shape) * sigma[:, None]
     liquidated = rng.exponential(1e6, size=(2, *shape)) * (rng.uniform(size=(2, *shape)) < 0.4)
     data = {
-        "cascade_depth": (PER_PATH, depth.astype(np.float32), {"units": "1", "long_name": "cascade depth"}),
-        "liquidated_long": (PER_PATH, liquidated[0].astype(np.float32), {"units": "quote currency"}),
-        "liquidated_short": (PER_PATH, liquidated[1].astype(np.float32), {"units": "quote currency"}),
+        "cascade_depth": (PER_PATH, depth.astype(np.float32), attrs("cascade_depth")),
+        "liquidated_long": (PER_PATH, liquidated[0].astype(np.float32), attrs("liquidated_long")),
+        "liquidated_short": (PER_PATH, liquidated[1].astype(np.float32), attrs("liquidated_short")),
         "bad_debt": (PER_PATH, (rng.exponential(1e4, size=shape) * (depth > 0.1)).astype(np.float32),
-                     {"units": "quote currency", "long_name": "bad debt"}),
+                     attrs("bad_debt")),
     }
     levels = np.asarray(QUANTILES)
     spread = np.linspace(0.0, 1.0, TIME_POINTS)[None, :, None] * sigma[:, None, None]
     z = np.sort(rng.normal(size=levels.size))[None, None, :]
-    data["price_quantiles"] = (BANDS, START_PRICE * np.exp(0.05 * spread * z), {"units": "quote currency"})
-    data["depth_quantiles"] = (BANDS, 1.0 - 0.2 * spread * levels[::-1], {"units": "1"})
-    data["liquidation_quantiles"] = (BANDS, 1e5 * spread * levels, {"units": "quote currency"})
+    data["price_quantiles"] = (BANDS, START_PRICE * np.exp(0.05 * spread * z), attrs("price_quantiles"))
+    data["depth_quantiles"] = (BANDS, 1.0 - 0.2 * spread * levels[::-1], attrs("depth_quantiles"))
+    data["liquidation_quantiles"] = (BANDS, 1e5 * spread * levels, attrs("liquidation_quantiles"))
     if halts or others:
         count = rng.integers(0, 3, size=shape) * (rng.uniform(size=shape) < 0.5)
-        data["halted_time"] = (PER_PATH, (300.0 * count).astype(np.float32), {"units": "s"})
-        data["halt_count"] = (PER_PATH, count.astype(np.int32), {"units": "1"})
+        data["halted_time"] = (PER_PATH, (300.0 * count).astype(np.float32), attrs("halted_time"))
+        data["halt_count"] = (PER_PATH, count.astype(np.int32), attrs("halt_count"))
     if others:
-        for name, units in OTHER_PER_PATH.items():
-            data[name] = (PER_PATH, rng.normal(size=shape).astype(np.float32), {"units": units})
+        for name in OTHER_PER_PATH:
+            data[name] = (PER_PATH, rng.normal(size=shape).astype(np.float32), attrs(name))
         per_venue = rng.beta(2.0, 20.0, size=(*shape, len(VENUES))).astype(np.float32)
-        data["venue_cascade_depth"] = ((*PER_PATH, "venue"), per_venue, {"units": "1"})
+        data["venue_cascade_depth"] = ((*PER_PATH, "venue"), per_venue, attrs("venue_cascade_depth"))
     coords = {
         "scenario": np.arange(scenarios), "path": np.arange(paths),
         "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "quantile": levels,
