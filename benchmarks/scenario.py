@@ -1,7 +1,7 @@
 """The reference scenario as plain NumPy arrays, shared by the NumPy and Numba reference implementations.
 
 The references read their parameters from stresslab's own config pipeline
-(``load_config`` then ``market.params.build``), so all three implementations see the
+(``load_config`` then ``market.model.build``), so all three implementations see the
 same numbers; what they port is the kernel (``stresslab/market/step.py`` and the
 mechanism modules it composes, ``engine/scan.py`` for the per-path outputs).
 
