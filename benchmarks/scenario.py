@@ -3,7 +3,7 @@
 The references read their parameters from stresslab's own config pipeline
 (``load_config`` then ``market.model.build``), so all three implementations see the
 same numbers; what they port is the kernel (``stresslab/market/step.py`` and the
-mechanism modules it composes, ``engine/scan.py`` for the per-path outputs).
+mechanism modules it composes, whose ``OUTPUTS`` give the per-path outputs).
 
 Supported subset of the model (what ``benchmarks/reference.toml`` switches on): one
 venue; exogenous price with jumps, gaps, volatility spikes and sell programs; a book
