@@ -132,7 +132,7 @@ families = json.loads(sys.argv[1])
 warnings.simplefilter("ignore", RuntimeWarning)
 for name, raw in families.items():
     runs = [stresslab.simulate(raw, paths=113, seed=7, on_error="warn", num_devices=n, chunk_size=113)
-            for n in (1, 2, 3)]
+            for n in (1, 3)]
     for ds in runs[1:]:
         for v in ds.data_vars:
             if not np.array_equal(ds[v].values, runs[0][v].values, equal_nan=True):
@@ -142,7 +142,7 @@ print("done")
 
 
 @pytest.mark.slow
-def test_one_two_and_three_devices_give_bit_identical_results():
+def test_one_and_three_devices_give_bit_identical_results():
     done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, json.dumps(FAMILIES)], capture_output=True,
                           text=True, timeout=1200, check=False,
                           env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import cma
 import numpy as np
 import optax
 import tomli_w
@@ -33,6 +34,8 @@ from stresslab.errors import StresslabError
 BOOTSTRAP = 400
 """Bootstrap resamples of the held-out paths for the confidence interval."""
 CONFIDENCE = 0.95
+MAX_STEP_BACKS = 5
+"""Non-finite gradient iterations in a row the gradient phase steps back from before it gives up."""
 HOLDOUT_SEED_OFFSET = 1_000_003
 """Held-out paths use seed + this offset: fresh random numbers, never the training paths."""
 
@@ -94,77 +97,179 @@ def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: in
 
 def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Sequence[str] = (),
               progress: bool = False) -> CalibrationResult:
-    """Tune the controls of ``config``'s ``[calibration]`` section by gradient descent.
+    """Tune the controls of ``config``'s ``[calibration]`` section: a global search, then gradient refinement.
+
+    ``calibration.method`` chooses the phases. ``cmaes`` (global): CMA-ES (pycma) on the hard-rule
+    objective over the controls' box, each generation's candidates simulated in one batched call on
+    the training paths. ``gradient``: optax on the smoothed objective from the best point so far, with
+    the temperature falling from ``temperature_start`` to ``temperature_end``. ``cmaes+gradient``
+    (default): both. The result is the point with the lowest hard-rule objective on the training paths
+    among the start, every CMA-ES candidate and every gradient iterate; it is then evaluated on fresh
+    held-out paths.
 
     Returns:
-        a :class:`CalibrationResult`: tuned values, the trace (objective, gradient norm,
-        temperature and each control per iteration), held-out hard-rule evaluations
-        before and after, and the calibrated config.
+        a :class:`CalibrationResult`: tuned values, the trace (both phases along ``iteration``), held-out
+        hard-rule evaluations before and after, and the calibrated config.
 
     Raises:
         ConfigError / ValueError: the config or its calibration section is unusable.
+        StresslabError: the objective stayed non-finite after stepping back (names the controls' values).
     """
     prob = problem(config, overrides)
     cal = prob.calibration
     seed = prob.config.simulation.seed
     with precision(prob.config.simulation.dtype):
         dtype = jnp.dtype(prob.config.simulation.dtype)
-        lower, upper = prob.lower, prob.upper
-        u = jnp.asarray([parameters.to_unconstrained(prob.initial[n], lo, hi)
-                         for n, lo, hi in zip(prob.names, lower, upper, strict=True)], dtype)
         ev = evaluator(prob, paths=cal.paths, seed=seed)
-        optimizer = _optimizer(cal.optimizer, cal.learning_rate)
-        state = optimizer.init(u)
-        temperatures = _schedule(cal.temperature_start, cal.temperature_end, cal.iterations)
-        lo, hi = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
-        history: dict[str, list[float]] = {"objective": [], "grad_norm": [], "temperature": []}
-        path_history: list[np.ndarray] = []
-        with tqdm(total=cal.iterations, disable=not progress, desc="calibrating", dynamic_ncols=True) as bar:
-            for tau in temperatures:
-                values = parameters.to_bounded(u, lo, hi)
-                value, grad_values = ev.value_and_grad(values, float(tau))
-                grad_u = grad_values * (hi - lo) * jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u))
-                if not (jnp.isfinite(value) and jnp.all(jnp.isfinite(grad_u))):
-                    raise StresslabError(f"calibration: non-finite objective or gradient at iteration "
-                                             f"{len(path_history)} (values {np.asarray(values)})")
-                updates, state = optimizer.update(grad_u, state, u)
-                u = optax.apply_updates(u, updates)
-                norm = float(jnp.linalg.norm(grad_values))
-                history["objective"].append(float(value))
-                history["grad_norm"].append(norm)
-                history["temperature"].append(float(tau))
-                path_history.append(np.asarray(values, dtype=np.float64))
-                bar.set_postfix(objective=f"{float(value):.4g}", grad_norm=f"{norm:.3g}")
-                bar.update(1)
-        tuned = np.asarray(parameters.to_bounded(u, lo, hi), dtype=np.float64)
-        values_out = {n: float(v) for n, v in zip(prob.names, tuned, strict=True)}
+        start = np.array([prob.initial[n] for n in prob.names])
+        trace = _Trace(prob.names)
+        total_steps = (cal.generations if "cmaes" in cal.method else 0) + (
+            cal.iterations if "gradient" in cal.method else 0)
+        with tqdm(total=total_steps, disable=not progress, desc="calibrating", dynamic_ncols=True) as bar:
+            start_value = float(ev.values(jnp.asarray(start[None], dtype))[0])
+            best = (start_value, start)
+            if "cmaes" in cal.method:
+                best = min(best, _global_phase(prob, ev, start, trace, bar, dtype), key=lambda b: b[0])
+            if "gradient" in cal.method:
+                best = min(best, _gradient_phase(prob, ev, best[1], trace, bar, dtype), key=lambda b: b[0])
+        values_out = {n: float(v) for n, v in zip(prob.names, best[1], strict=True)}
         holdout = seed + HOLDOUT_SEED_OFFSET
         before = evaluate(prob, prob.initial, paths=cal.holdout_paths, seed=holdout)
         after = evaluate(prob, values_out, paths=cal.holdout_paths, seed=holdout)
-    trace = _trace(prob, history, np.stack(path_history), before, after)
-    return CalibrationResult(values_out, dict(prob.initial), trace, before, after,
+    return CalibrationResult(values_out, dict(prob.initial), trace.dataset(prob, before, after), before, after,
                              _calibrated_config(config, overrides, values_out))
 
 
-def _trace(prob: Problem, history: dict[str, list[float]], values: np.ndarray, before: Evaluation,
-           after: Evaluation) -> xr.Dataset:
-    iteration = np.arange(values.shape[0])
+def _finite_or_worst(values: np.ndarray) -> np.ndarray:
+    """Non-finite objectives ranked worst (above every finite one), so CMA-ES moves away from them."""
+    finite = np.isfinite(values)
+    worst = (np.max(np.abs(values[finite])) * 2 + 1) if finite.any() else 1.0
+    return np.where(finite, values, worst)
+
+
+def _global_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:
+    """CMA-ES on the hard-rule objective, in the box scaled to [0, 1] per control; returns (best, its values)."""
+    cal = prob.calibration
+    span = prob.upper - prob.lower
+    options = {"bounds": [0.0, 1.0], "seed": prob.config.simulation.seed + 1, "verbose": -9}
+    if cal.population is not None:
+        options["popsize"] = cal.population
+    es = cma.CMAEvolutionStrategy(list((start - prob.lower) / span), cal.sigma, options)
+    best = (np.inf, start)
+    for _ in range(cal.generations):
+        unit = np.clip(np.asarray(es.ask()), 0.0, 1.0)
+        candidates = prob.lower + span * unit
+        values = ev.values(jnp.asarray(candidates, dtype))
+        es.tell(list(unit), list(_finite_or_worst(values)))
+        i = int(np.argmin(_finite_or_worst(values)))
+        if values[i] < best[0]:
+            best = (float(values[i]), candidates[i])
+        trace.add("global", candidates[i], values[i], values[i], np.nan, np.nan, ev.paths * len(candidates),
+                  np.count_nonzero(~np.isfinite(values)))
+        bar.set_postfix(phase="global", objective=f"{best[0]:.4g}")
+        bar.update(1)
+    return best
+
+
+def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:
+    """optax on the smoothed objective with the temperature schedule, from ``start``.
+
+    A non-finite value or gradient is never applied: the iterate steps back to the last finite one and
+    the step is halved (``MAX_STEP_BACKS`` times in a row at most). Returns the best gradient iterate by
+    the hard-rule objective on the training paths (all iterates are evaluated in one batched call)."""
+    cal = prob.calibration
+    lo, hi = jnp.asarray(prob.lower, dtype), jnp.asarray(prob.upper, dtype)
+    u = jnp.asarray([parameters.to_unconstrained(float(v), a, b)
+                     for v, a, b in zip(start, prob.lower, prob.upper, strict=True)], dtype)
+    optimizer = _optimizer(cal.optimizer, cal.learning_rate)
+    state = optimizer.init(u)
+    scale, backs, iterates = 1.0, 0, []
+    for tau in _schedule(cal.temperature_start, cal.temperature_end, cal.iterations):
+        values = parameters.to_bounded(u, lo, hi)
+        value, grad_values = ev.value_and_grad(values, float(tau))
+        grad_u = grad_values * (hi - lo) * jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u))
+        finite = bool(jnp.isfinite(value) & jnp.all(jnp.isfinite(grad_u)))
+        if not finite:
+            backs += 1
+            if backs > MAX_STEP_BACKS or not iterates:
+                raise StresslabError(
+                    "calibration: the smoothed objective or its gradient is non-finite at "
+                    + ", ".join(f"{n} = {float(v):.6g}" for n, v in zip(prob.names, values, strict=True))
+                    + f" (temperature {tau:g}); raise calibration.temperature_end or narrow the bounds")
+            u, scale = iterates[-1][0], scale * 0.5
+        else:
+            backs = 0
+            iterates.append((u, np.asarray(values, np.float64)))
+            updates, state = optimizer.update(grad_u, state, u)
+            u = optax.apply_updates(u, jax.tree_util.tree_map(lambda x: scale * x, updates))
+        trace.add("gradient", np.asarray(values, np.float64), float(value), np.nan,
+                  float(jnp.linalg.norm(grad_values)), float(tau), ev.paths * (1 + len(prob.names)), int(not finite))
+        bar.set_postfix(phase="gradient", objective=f"{float(value):.4g}")
+        bar.update(1)
+    points = np.stack([v for _, v in iterates] + [np.asarray(parameters.to_bounded(u, lo, hi), np.float64)])
+    hard = ev.values(jnp.asarray(points, dtype))
+    trace.hard_gradient(hard[:-1], ev.paths * len(points))
+    hard = _finite_or_worst(hard)
+    i = int(np.argmin(hard))
+    return float(hard[i]), points[i]
+
+
+class _Trace:
+    """The optimisation trace, one row per CMA-ES generation or gradient iteration."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+        self.rows: dict[str, list] = {k: [] for k in ("phase", "value", "objective", "hard_objective", "grad_norm",
+                                                       "temperature", "paths", "non_finite")}
+
+    def add(self, phase, values, objective, hard, grad_norm, temperature, paths, non_finite) -> None:
+        for key, item in zip(self.rows, (phase, values, objective, hard, grad_norm, temperature, paths, non_finite),
+                             strict=True):
+            self.rows[key].append(item)
+
+    def hard_gradient(self, hard: np.ndarray, paths: int) -> None:
+        """The hard-rule training objective of the finite gradient iterates, and the paths that cost."""
+        rows = [i for i, (p, bad) in enumerate(zip(self.rows["phase"], self.rows["non_finite"], strict=True))
+                if p == "gradient" and not bad]
+        for i, h in zip(rows, hard, strict=True):
+            self.rows["hard_objective"][i] = float(h)
+        if self.rows["paths"]:
+            self.rows["paths"][-1] += paths
+
+    def dataset(self, prob: Problem, before: Evaluation, after: Evaluation) -> xr.Dataset:
+        return _trace(prob, self.rows, before, after)
+
+
+def _trace(prob: Problem, rows: dict[str, list], before: Evaluation, after: Evaluation) -> xr.Dataset:
+    n = len(rows["phase"])
+    values = np.stack(rows["value"]) if n else np.zeros((0, len(prob.names)))
     data = {
-        "objective": ("iteration", np.asarray(history["objective"]),
-                      {"long_name": "smoothed objective on the training paths"}),
-        "grad_norm": ("iteration", np.asarray(history["grad_norm"]),
-                      {"long_name": "norm of the gradient with respect to the controls"}),
-        "temperature": ("iteration", np.asarray(history["temperature"]),
-                        {"long_name": "width of the smooth relaxations"}),
-        "value": (("iteration", "parameter"), values, {"long_name": "control values at the iteration's start"}),
+        "objective": ("iteration", np.asarray(rows["objective"], float),
+                      {"long_name": "training objective: hard rules (global phase, best of the generation) or "
+                                    "smoothed (gradient phase)"}),
+        "hard_objective": ("iteration", np.asarray(rows["hard_objective"], float),
+                           {"long_name": "hard-rule objective on the training paths at the row's values"}),
+        "grad_norm": ("iteration", np.asarray(rows["grad_norm"], float),
+                      {"long_name": "norm of the gradient with respect to the controls (gradient phase)"}),
+        "temperature": ("iteration", np.asarray(rows["temperature"], float),
+                        {"long_name": "width of the smooth relaxations (gradient phase)"}),
+        "paths_simulated": ("iteration", np.cumsum(np.asarray(rows["paths"], np.int64)),
+                            {"long_name": "simulated paths so far (a forward-mode tangent counts as a path)",
+                             "units": "1"}),
+        "non_finite": ("iteration", np.asarray(rows["non_finite"], np.int64),
+                       {"long_name": "non-finite evaluations (CMA-ES candidates ranked worst; gradient: "
+                                     "stepped back)", "units": "1"}),
+        "value": (("iteration", "parameter"), values,
+                  {"long_name": "control values: the generation's best candidate or the iterate"}),
     }
     attrs = {"stresslab_version": __version__, "target": prob.calibration.target,
-             "measure": prob.calibration.measure}
+             "measure": prob.calibration.measure, "method": prob.calibration.method}
     for name, ev in (("before", before), ("after", after)):
         attrs.update({f"holdout_{name}": ev.objective, f"holdout_{name}_lower": ev.lower,
                       f"holdout_{name}_upper": ev.upper})
     attrs["holdout_paths"] = before.paths
-    return xr.Dataset(data, coords={"iteration": iteration, "parameter": list(prob.names),
+    return xr.Dataset(data, coords={"iteration": np.arange(n), "phase": ("iteration", np.asarray(rows["phase"], str)),
+                                    "parameter": list(prob.names),
                                     "lower": ("parameter", prob.lower), "upper": ("parameter", prob.upper)},
                       attrs=attrs)
 

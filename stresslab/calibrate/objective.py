@@ -106,6 +106,13 @@ def _value(params: Params, static: Static, names: tuple[str, ...], cal: Calibrat
 
 
 @partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed"))
+def _values(params: Params, static: Static, names: tuple[str, ...], cal: Calibration, candidates: jnp.ndarray,
+            temperature: jnp.ndarray, paths: int, seed: int) -> jnp.ndarray:
+    """Hard-rule objective of every candidate (K, controls) on the same paths: one vmapped simulation."""
+    return jax.vmap(lambda v: _value(params, static, names, cal, v, temperature, paths, seed, False))(candidates)
+
+
+@partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed"))
 def _value_and_jacobian(params: Params, static: Static, names: tuple[str, ...], cal: Calibration,
                         values: jnp.ndarray, temperature: jnp.ndarray, paths: int, seed: int):
     """Value and gradient of the smoothed objective by forward mode, one tangent per control."""
@@ -134,6 +141,13 @@ class Evaluator:
         t = jnp.asarray(temperature if smooth else 1.0, self.params.price.s0.dtype)
         return _value(self.params, static, self.problem.names, self.problem.calibration, values, t, self.paths,
                       self.seed, smooth)
+
+    def values(self, candidates: jnp.ndarray) -> np.ndarray:
+        """Hard-rule objective at each row of ``candidates`` (K, controls), in one batched call (K,)."""
+        static = self.static.replace(rules=rules.Hard())
+        t = jnp.asarray(1.0, self.params.price.s0.dtype)
+        return np.asarray(_values(self.params, static, self.problem.names, self.problem.calibration, candidates, t,
+                                  self.paths, self.seed))
 
     def value_and_grad(self, values: jnp.ndarray, temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Smoothed objective and its gradient with respect to the controls (forward mode)."""

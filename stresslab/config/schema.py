@@ -501,6 +501,13 @@ class Calibration(_Model):
     threshold: float | None = Field(None, description="for measure = prob: the target level exceeded")
     halt_cost: NonNegFloat = Field(0.0, description="objective units per hour of mean halted time")
     haircut_cost: NonNegFloat = Field(0.0, description="objective units per unit of mean haircut")
+    method: Literal["cmaes+gradient", "cmaes", "gradient"] = Field(
+        "cmaes+gradient", description="global CMA-ES on the hard rules, gradient refinement, or both")
+    generations: int = Field(12, ge=1, le=10_000, description="CMA-ES generations (global phase)")
+    population: int | None = Field(None, ge=2, le=10_000,
+                                   description="CMA-ES candidates per generation (default 4 + 3 ln(controls))")
+    sigma: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.3, description="CMA-ES initial step, a share of each control's range")
     optimizer: Literal["adam", "sgd", "rmsprop", "adabelief"] = "adam"
     learning_rate: PositiveFloat = 0.05
     iterations: int = Field(30, ge=1, le=10_000)

@@ -28,6 +28,8 @@ MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+BOUND_SLACK = 1e-9
+"""A clearing move within this relative distance of MAX_MOVE is on the bound (the equation has no root inside)."""
 
 
 class Flow(NamedTuple):
@@ -154,7 +156,7 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
 
     def iterate(y):
         flow, slope = total_flow(params, static, f, q, y)
-        move, dmove = liquidity.impact(flow, f.depth, static.book.impact)
+        move, dmove = liquidity.impact(flow, f.depth, static.book.impact, static.rules.root_floor)
         fprime = 1.0 - dmove * slope
         newton = fprime > MIN_SLOPE
         y_new = jnp.where(newton, y - (y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
@@ -171,7 +173,15 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
         return k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi)
 
     _, y, _, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
-    return y, phi
+    bounded = jnp.abs(y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
+    return static.rules.solution(lambda y: residual(params, static, f, q, y), y, f.y_base, bounded), phi
+
+
+def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:
+    """The clearing equation's residual y - y_base - impact(flow(y)) (N, V); zero at the clearing price."""
+    flow, _ = total_flow(params, static, f, q, y)
+    move, _ = liquidity.impact(flow, f.depth, static.book.impact, static.rules.root_floor)
+    return y - f.y_base - move
 
 
 def collateral_after(params, static, f: Flow, sold_at_peg: jnp.ndarray) -> jnp.ndarray:

@@ -136,11 +136,19 @@ def depth_ratio(p: LiquidityParams, s: LiquidityState) -> jnp.ndarray:
     return baseline_depth(p, s) * (1.0 - s.consumed) / p.depth
 
 
-def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Log-price impact of a signed notional ``flow`` and its derivative d impact / d flow."""
+def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str, floor: float = 0.0) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Log-price impact of a signed notional ``flow`` and its derivative d impact / d flow.
+
+    ``floor`` > 0 (smooth rules only) softens the square root at zero flow, where its derivative is
+    infinite: ``0.01 * sign(Q) * (sqrt(|Q| / depth + floor) - sqrt(floor))``, within ``0.01 * sqrt(floor)``
+    of the root."""
     if law == "linear":
         slope = ONE_PERCENT / depth
         return slope * flow, slope
+    if floor:
+        ratio = jnp.abs(flow) / depth
+        root = jnp.sqrt(ratio + floor)
+        return ONE_PERCENT * jnp.sign(flow) * (root - jnp.sqrt(floor)), 0.5 * ONE_PERCENT / (root * depth)
     ratio = jnp.abs(flow) / depth
     safe = jnp.maximum(ratio, 1e-12)
     traded = ratio > 0  # guard the root's input too: its derivative at 0 would turn tangents into NaN

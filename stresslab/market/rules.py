@@ -43,6 +43,14 @@ SMOOTH_ROUND_ULPS = 100.0
 many machine epsilons (an early stop leaves a jump of that size in the relaxed objective)."""
 
 
+SMOOTH_ROOT_FLOOR = 1e-8
+"""With smooth rules the square-root impact law is softened at zero flow (share of depth): relaxed triggers
+leave tiny flows everywhere, where the root's infinite derivative would blow up tangents. The price moves by
+at most 0.01 x sqrt(1e-8) = 1e-6 in log-price less than with the root."""
+MIN_IMPLICIT_SLOPE = 1e-6
+"""Floor on the clearing equation's slope F_y in the implicit derivative (the market is unstable below it)."""
+
+
 class RulesParams(NamedTuple):
     """temperature: width of the smooth relaxations (a fraction of notional for margin triggers,
     log-price for breaker levels and momentum signals); unused by the hard rules."""
@@ -59,6 +67,8 @@ class Hard:
     """The exchange rules: every decision is a bool."""
 
     smooth: ClassVar[bool] = False
+    root_floor: ClassVar[float] = 0.0
+    """Softening of the square-root impact law at zero flow (``liquidity.impact``); none for the hard rules."""
 
     def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
         """Whether each venue trades this step (N, V) bool: no halt left."""
@@ -92,6 +102,11 @@ class Hard:
     def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
         """Whether a cascade round added a cohort (N, V): another round is needed."""
         return jnp.any(raised > queued, -1)
+
+    def solution(self, residual, y: jnp.ndarray, y_base: jnp.ndarray, bounded: jnp.ndarray) -> jnp.ndarray:
+        """The root ``y`` (N, V) of an elementwise equation ``residual(y) = 0``, as the solver found it
+        (``bounded``: where it stopped on the model's bound at a fixed distance from ``y_base``)."""
+        return y
 
     def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
         """No halt yet; integer countdowns and bool level flags."""
@@ -136,6 +151,7 @@ class Smooth(Hard):
     """
 
     smooth: ClassVar[bool] = True
+    root_floor: ClassVar[float] = SMOOTH_ROOT_FLOOR
 
     def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
         """Share of the step each venue trades (N, V): 1 - clip(left, 0, 1) of a real-valued countdown."""
@@ -169,6 +185,20 @@ class Smooth(Hard):
         """Another round while some weight rose by more than SMOOTH_ROUND_ULPS machine epsilons."""
         tolerance = SMOOTH_ROUND_ULPS * jnp.finfo(raised.dtype).eps
         return jnp.any(raised > queued + tolerance, -1)
+
+    def solution(self, residual, y: jnp.ndarray, y_base: jnp.ndarray, bounded: jnp.ndarray) -> jnp.ndarray:
+        """The root ``y`` with its derivative by the implicit function theorem: dy = -dF / F_y.
+
+        The value is the solver's ``y`` unchanged; derivatives do not pass through the solver's
+        tolerance-stopped iterations but through one linearisation of ``residual`` at the root.
+        Where the solver stopped on the bound (``bounded``: no root within it) ``y`` moves with ``y_base``.
+        """
+        y = jax.lax.stop_gradient(y)
+        r, slope = jax.jvp(residual, (y,), (jnp.ones_like(y),))
+        slope = jax.lax.stop_gradient(slope)
+        safe = jnp.where(jnp.abs(slope) > MIN_IMPLICIT_SLOPE, slope, MIN_IMPLICIT_SLOPE)
+        on_bound = y_base + jax.lax.stop_gradient(y - y_base)
+        return jnp.where(bounded, on_bound, y - (r - jax.lax.stop_gradient(r)) / safe)
 
     def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
         """No halt yet; real-valued countdowns and level weights."""

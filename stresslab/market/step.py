@@ -140,7 +140,7 @@ def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.
     Returns the flow with the cohorts' units after ADL, the ledger, and the liquidation weights (N, V, C).
     """
     margin0 = clearing.margin(p, static, f, f.y_c_base)
-    mark0 = p.price.s0 * jnp.exp(clearing.mark(p, static, f, jnp.where(o.open_, o.y_base, state.price.y)))
+    mark0 = p.price.s0 * jnp.exp(clearing.mark(p, static, f, static.rules.keep(o.trading, o.y_base, state.price.y)))
     in_liq = clearing.liquidation_weights(p, static, f.units, state.positions.in_liq, mark0, margin0.check)
     ledger = state.positions.ledger
     if not static.positions.adl:
@@ -160,10 +160,14 @@ def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.
 
 def cascade(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow, in_liq: jnp.ndarray
             ) -> clearing.Cleared:
-    """Phase 4: cascade rounds on the venues that trade (no book: the queue trades at the pre-flow price)."""
+    """Phase 4: cascade rounds on the venues that trade (no book: the queue trades at the pre-flow price).
+
+    The liquidation weights carried to the next step blend by the traded share (``Rules.keep``): a venue
+    that traded part of the step keeps that part of what its rounds triggered."""
     if not static.book.enabled:
         return clearing.no_book(p, f, in_liq, state.defensive.stopped)
-    return clearing.cascade(p, static, f, in_liq, state.defensive.stopped, static.rules.rounds_on(o.trading))
+    c = clearing.cascade(p, static, f, in_liq, state.defensive.stopped, static.rules.rounds_on(o.trading))
+    return c._replace(in_liq=static.rules.keep(o.trading[..., None], c.in_liq, in_liq))
 
 
 class Settled(NamedTuple):
