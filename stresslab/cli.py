@@ -203,8 +203,8 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--netcdf", is_flag=True, help="Write the trace as netCDF (trace.nc) instead of Zarr (trace.zarr).")
 @_set_option
 def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, overrides: tuple[str, ...]) -> None:
-    """Tune the controls in CONFIG's [calibration] section by gradient descent; write DIR/trace and
-    DIR/calibrated.toml (a config `stresslab run` accepts as it is)."""
+    """Tune the controls in CONFIG's [calibration] section (CMA-ES on the hard rules, then gradient refinement);
+    write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is)."""
     target = out if out is not None else Path(Path(config).stem + ".calibration")
     with _reported():
         if target.exists() and not overwrite:

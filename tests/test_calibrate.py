@@ -177,7 +177,8 @@ def test_calibrate_reaches_the_grid_optimum(name):
     prob = problem(config, overrides)
     with precision(prob.config.simulation.dtype):
         ev = evaluator(prob, paths=prob.calibration.paths, seed=prob.config.simulation.seed)
-        axes = [np.linspace(lo, hi, GRID_POINTS[len(prob.names)] + 2)[1:-1] for lo, hi in zip(prob.lower, prob.upper)]
+        count = GRID_POINTS[len(prob.names)]
+        axes = [np.linspace(lo, hi, count + 2)[1:-1] for lo, hi in zip(prob.lower, prob.upper, strict=True)]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(prob.names))
         values = np.concatenate([ev.values(jnp.asarray(chunk)) for chunk in np.array_split(grid, 8)])
         best = dict(zip(prob.names, grid[int(np.nanargmin(values))], strict=True))

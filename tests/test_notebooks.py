@@ -29,6 +29,7 @@ for the calibration walkthrough, its training paths."""
 CALIBRATION_HOLDOUT_PATHS = 1000
 ENV_BY_NOTEBOOK = {
     "calibration_walkthrough.ipynb": {
+        "STRESSLAB_NOTEBOOK_GENERATIONS": "4",
         "STRESSLAB_NOTEBOOK_ITERATIONS": "4",
         "STRESSLAB_NOTEBOOK_HOLDOUT_PATHS": str(CALIBRATION_HOLDOUT_PATHS),
         "STRESSLAB_NOTEBOOK_HORIZON": "3h",  # the gap at 1 h and the two hours of high volatility after it

@@ -1,4 +1,4 @@
-"""Gradient-based calibration of circuit breakers, haircuts and the liquidation engine's order size."""
+"""Calibration of circuit breakers, haircuts and the liquidation engine's order size: CMA-ES, then gradients."""
 
 from stresslab.calibrate.loop import CalibrationResult, Evaluation, calibrate, evaluate
 from stresslab.calibrate.objective import objective

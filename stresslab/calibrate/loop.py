@@ -1,7 +1,7 @@
-"""The optimisation loop: optax on bounded controls, a temperature schedule, and honest evaluation.
+"""The calibration loop: CMA-ES on the hard rules, optax on the smoothed objective, and honest evaluation.
 
-Every iteration uses the same training paths (common random numbers), so the
-optimiser sees a deterministic function. Before and after, the objective is
+Both phases use the same training paths (common random numbers), so the optimisers
+see a deterministic function (docs/calibration.md). Before and after, the objective is
 re-evaluated with the hard rules on fresh held-out paths (another seed), with a
 bootstrap confidence interval over paths.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cma
 import jax
 import jax.numpy as jnp
-import cma
 import numpy as np
 import optax
 import tomli_w
@@ -201,7 +201,7 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
             backs = 0
             iterates.append((u, np.asarray(values, np.float64)))
             updates, state = optimizer.update(grad_u, state, u)
-            u = optax.apply_updates(u, jax.tree_util.tree_map(lambda x: scale * x, updates))
+            u = optax.apply_updates(u, scale * updates)
         trace.add("gradient", np.asarray(values, np.float64), float(value), np.nan,
                   float(jnp.linalg.norm(grad_values)), float(tau), ev.paths * (1 + len(prob.names)), int(not finite))
         bar.set_postfix(phase="gradient", objective=f"{float(value):.4g}")

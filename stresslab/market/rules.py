@@ -11,7 +11,10 @@ Decisions, and what ``Smooth`` does with each (method by method below):
 decision                      smooth relaxation (temperature T)
 ============================  =====================================================
 trading share (halts)         real share 1 - clip(halt left, 0, 1) of the step
-open (who trades this step)   not relaxed: share > 1/2
+open (who trades this step)   share > 1/2; it only gates ADL, defensive traders'
+                              risk targets and stops, and problem flags. The
+                              opening mark and the liquidation weights carried to
+                              the next step blend by the traded share (``keep``)
 gate / keep (halted venues)   blend by the traded share
 liquidation trigger           sigmoid of the margin shortfall per notional / T
 cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS eps
@@ -22,8 +25,14 @@ defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
 ADL's fund-shortfall test     not relaxed (inside ``positions.auto_deleverage``)
 momentum signal               sigmoid of (|window return| - threshold) / T
-Newton stopping (clearing)    not relaxed: tolerance-stopped iterations
+Newton stopping (clearing)    value: tolerance-stopped iterations; derivative:
+                              implicit function theorem at the root (``solution``)
+square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 ============================  =====================================================
+
+What is measured (``benchmarks/gradient_check.py``, docs/calibration.md): with these relaxations
+``jax.grad`` agrees with central differences where the relaxed objective is smooth, which needs a
+temperature large enough that the relaxed cascade does not fold (breakers_equity.toml: T >= 0.005).
 """
 
 from __future__ import annotations
@@ -143,11 +152,9 @@ class Hard:
 class Smooth(Hard):
     """Relaxed rules for calibration: each tends to the hard rule as the temperature goes to 0.
 
-    Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ``open``
-    (a venue counts as open when more than half of the step traded), ``adl_queue`` (a cohort
-    counts as queued when its liquidation weight is at least 1/2; the fund-shortfall test
-    inside ADL is hard too), defensive stops and kill switches (hard in both), and Newton's
-    tolerance-stopped clearing iterations.
+    Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ``adl_queue``
+    (a cohort counts as queued when its liquidation weight is at least 1/2; the fund-shortfall test
+    inside ADL is hard too), defensive stops and kill switches (hard in both).
     """
 
     smooth: ClassVar[bool] = True
