@@ -47,8 +47,12 @@ def main() -> None:
             worst_smooth = max(c.smooth_error for c in checks)
             worst_ad = max(c.ad_error for c in checks)
             entry[label] = {"temperature": tau, "worst_smooth_error": worst_smooth, "worst_ad_error": worst_ad,
-                            "passed": worst_smooth <= BOUND and worst_ad <= BOUND,
+                            "passed": bool(worst_smooth <= BOUND and worst_ad <= BOUND),
                             "seconds": time.perf_counter() - began, "checks": [c.as_dict() for c in checks]}
+            for c in checks:
+                if max(c.smooth_error, c.ad_error) > BOUND:
+                    print(f"  missed: {c.control} at {c.point}: AD {c.ad:.6g}, differences {c.fd[0]:.6g} {c.fd[1]:.6g}",
+                          flush=True)
             print(f"{config.name:28s} temperature {label:5s} {tau:<8g} worst |fd_h - fd_h/4| {worst_smooth:.2e}  "
                   f"worst |AD - fd| {worst_ad:.2e}  {'ok' if entry[label]['passed'] else 'MISSED'}", flush=True)
         report["configs"][config.name] = entry

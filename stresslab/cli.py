@@ -201,8 +201,13 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
               help="Output directory (default: the config's name with the suffix .calibration).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--netcdf", is_flag=True, help="Write the trace as netCDF (trace.nc) instead of Zarr (trace.zarr).")
+@click.option("--device", metavar="|".join(PLATFORMS),
+              help="Run the paths on this kind of device (default: JAX's default backend).")
+@click.option("--num-devices", type=int, metavar="N",
+              help="Deal the paths over this many local devices (default: all); results do not depend on it.")
 @_set_option
-def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, overrides: tuple[str, ...]) -> None:
+def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, device: str | None,
+                      num_devices: int | None, overrides: tuple[str, ...]) -> None:
     """Tune the controls in CONFIG's [calibration] section (CMA-ES on the hard rules, then gradient refinement);
     write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is)."""
     target = out if out is not None else Path(Path(config).stem + ".calibration")
@@ -210,7 +215,8 @@ def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bo
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
         with _warnings_as_lines():
-            result = calibration.calibrate(config, overrides=overrides, progress=True)
+            result = calibration.calibrate(config, overrides=overrides, progress=True, device=device,
+                                           num_devices=num_devices)
         target.mkdir(parents=True, exist_ok=True)
         store.write(result.trace, target / ("trace.nc" if netcdf else "trace.zarr"), overwrite=True)
         staged = target / "calibrated.toml.partial"

@@ -3,6 +3,9 @@ held-out improvement on a shipped config, and a calibrated config that runs."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import subprocess_env
 
 import stresslab
 from stresslab.calibrate import gradcheck, parameters
@@ -204,3 +208,41 @@ def test_shipped_breaker_gradients_match_central_differences():
     for c in checks:
         assert c.smooth_error <= 1e-3 and c.ad_error <= 1e-3, c
     assert all(abs(c.ad) > 1e-3 * abs(c.objective) for c in checks)  # every control matters at these points
+
+
+DEVICES_SCRIPT = """
+import json, sys
+import jax
+import numpy as np
+import stresslab
+from stresslab.calibrate.objective import evaluator, problem
+from stresslab.engine.devices import select
+assert len(jax.local_devices()) == 2, jax.local_devices()
+config = json.loads(sys.argv[1])
+found = []
+with jax.enable_x64(True):
+    for n in (1, 2):
+        f = stresslab.objective(config, paths=96, temperature=2e-3, num_devices=n)
+        g = jax.grad(f)(f.initial)
+        prob = problem(config)
+        ev = evaluator(prob, paths=96, seed=0, devices=select(num_devices=n))
+        lo, hi = prob.lower, prob.upper
+        hard = ev.values(np.stack([lo + (hi - lo) * s for s in (0.2, 0.5, 0.7)]))
+        found.append([float(f(f.initial))] + [float(g[k]) for k in f.names] + [float(h) for h in hard])
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_objective_gradient_and_batches_are_identical_on_one_and_two_devices():
+    """The objective's paths are cut into slices of a fixed size (here chunk_size 32: three slices of 96
+    paths) and dealt to the devices; one or two devices give bit-identical values and gradients."""
+    config = gradient_config("sqrt")
+    config["simulation"]["chunk_size"] = 32
+    done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, json.dumps(config)], capture_output=True, text=True,
+                          timeout=900, check=False,
+                          env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = json.loads(done.stdout.strip().splitlines()[-1])
+    assert one == two
+    assert all(np.isfinite(one)) and any(v != 0 for v in one[1:6])

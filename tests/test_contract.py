@@ -141,9 +141,15 @@ print("done")
 """
 
 
+DEVICE_FAMILIES = ("venues_arbitrage_index", "collateral_internal", "funding", "breakers_band")
+"""The families of the configs that differed between device counts in stresslab 0.1 (venues, the collateral
+asset, funding, breakers); each device count compiles every family once per device, so not all nine."""
+
+
 @pytest.mark.slow
 def test_one_and_three_devices_give_bit_identical_results():
-    done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, json.dumps(FAMILIES)], capture_output=True,
+    multi = {name: FAMILIES[name] for name in DEVICE_FAMILIES}
+    done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, json.dumps(multi)], capture_output=True,
                           text=True, timeout=1200, check=False,
                           env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=3"))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -76,6 +76,6 @@ def check(config: str | Path | Mapping[str, Any], point: Mapping[str, float], te
             fd.append((float(f(up)) - float(f(down))) / (2 * h))
         ad = float(grad[name]) * span
         scale = max(abs(fd[0]), FLOOR * abs(value))
-        checks.append(Check(name, x, float(temperature), value, ad, (fd[0], fd[1]), abs(fd[0] - fd[1]) / scale,
-                            abs(ad - fd[0]) / scale))
+        checks.append(Check(name, x, float(temperature), value, ad, (fd[0], fd[1]),
+                            float(abs(fd[0] - fd[1]) / scale), float(abs(ad - fd[0]) / scale)))
     return checks

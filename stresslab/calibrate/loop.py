@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cma
 import jax
@@ -28,6 +28,7 @@ from stresslab.calibrate import parameters
 from stresslab.calibrate.objective import Problem, evaluator, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
+from stresslab.engine.devices import Devices, select
 from stresslab.engine.runner import precision
 from stresslab.errors import StresslabError
 
@@ -81,9 +82,10 @@ def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
     return getattr(optax, name)(learning_rate)
 
 
-def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: int) -> Evaluation:
+def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: int,
+             devices: Devices | None = None) -> Evaluation:
     """Hard-rule objective at ``values`` on ``paths`` held-out paths, with a bootstrap CI."""
-    ev = evaluator(prob, paths=paths, seed=seed)
+    ev = evaluator(prob, paths=paths, seed=seed, devices=devices)
     dtype = jnp.dtype(prob.config.simulation.dtype)
     out = ev.per_path(jnp.asarray([values[n] for n in prob.names], dtype))
     point = float(total(prob.calibration, out, None))
@@ -96,7 +98,8 @@ def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: in
 
 
 def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Sequence[str] = (),
-              progress: bool = False) -> CalibrationResult:
+              progress: bool = False, device: Literal["cpu", "gpu"] | None = None,
+              num_devices: int | None = None) -> CalibrationResult:
     """Tune the controls of ``config``'s ``[calibration]`` section: a global search, then gradient refinement.
 
     ``calibration.method`` chooses the phases. ``cmaes`` (global): CMA-ES (pycma) on the hard-rule
@@ -106,6 +109,10 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
     (default): both. The result is the point with the lowest hard-rule objective on the training paths
     among the start, every CMA-ES candidate and every gradient iterate; it is then evaluated on fresh
     held-out paths.
+
+    Every evaluation runs through the devices like ``stresslab run``: paths in slices sized to one
+    device's memory (or ``simulation.chunk_size``), dealt to ``num_devices`` local devices of kind
+    ``device`` (default: all of the default kind); the numbers do not depend on the device count.
 
     Returns:
         a :class:`CalibrationResult`: tuned values, the trace (both phases along ``iteration``), held-out
@@ -118,9 +125,10 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
     prob = problem(config, overrides)
     cal = prob.calibration
     seed = prob.config.simulation.seed
+    devices = select(device, num_devices)
     with precision(prob.config.simulation.dtype):
         dtype = jnp.dtype(prob.config.simulation.dtype)
-        ev = evaluator(prob, paths=cal.paths, seed=seed)
+        ev = evaluator(prob, paths=cal.paths, seed=seed, devices=devices)
         start = np.array([prob.initial[n] for n in prob.names])
         trace = _Trace(prob.names)
         total_steps = (cal.generations if "cmaes" in cal.method else 0) + (
@@ -134,8 +142,8 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
                 best = min(best, _gradient_phase(prob, ev, best[1], trace, bar, dtype), key=lambda b: b[0])
         values_out = {n: float(v) for n, v in zip(prob.names, best[1], strict=True)}
         holdout = seed + HOLDOUT_SEED_OFFSET
-        before = evaluate(prob, prob.initial, paths=cal.holdout_paths, seed=holdout)
-        after = evaluate(prob, values_out, paths=cal.holdout_paths, seed=holdout)
+        before = evaluate(prob, prob.initial, paths=cal.holdout_paths, seed=holdout, devices=devices)
+        after = evaluate(prob, values_out, paths=cal.holdout_paths, seed=holdout, devices=devices)
     return CalibrationResult(values_out, dict(prob.initial), trace.dataset(prob, before, after), before, after,
                              _calibrated_config(config, overrides, values_out))
 

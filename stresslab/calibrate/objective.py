@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,8 @@ import numpy as np
 from stresslab.calibrate import parameters
 from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
-from stresslab.engine.runner import LANE_PAD, precision
+from stresslab.engine.devices import Devices, select
+from stresslab.engine.runner import auto_chunk, per_device, precision
 from stresslab.engine.scan import simulate_chunk
 from stresslab.market import rules
 from stresslab.market.model import Params, Static, build
@@ -88,90 +89,128 @@ def total(cal: Calibration, out: Mapping[str, jnp.ndarray], temperature: jnp.nda
     return value + cal.haircut_cost * jnp.mean(out["mean_haircut"])
 
 
-def _outputs(params: Params, static: Static, names: tuple[str, ...], values: jnp.ndarray, seed: int,
-             paths: int) -> dict[str, jnp.ndarray]:
+def _slice(params: Params, static: Static, names: tuple[str, ...], values: jnp.ndarray, temperature: jnp.ndarray,
+           key: jax.Array, first: jnp.ndarray, size: int) -> dict[str, jnp.ndarray]:
+    """Per-path outputs of paths ``first .. first + size - 1`` with the controls set to ``values``."""
+    params = params.replace(rules=rules.RulesParams(temperature.astype(params.rules.temperature.dtype)))
     for i, name in enumerate(names):
         params = parameters.apply(params, static, name, values[i])
-    compiled = -(-paths // LANE_PAD) * LANE_PAD
-    out, _ = simulate_chunk(params, static, jax.random.key(seed), jnp.uint32(0), compiled)
-    return {k: v[:paths] for k, v in out.items()}
+    return simulate_chunk(params, static, key, first, size)[0]
 
 
-@partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed", "smooth"))
-def _value(params: Params, static: Static, names: tuple[str, ...], cal: Calibration, values: jnp.ndarray,
-           temperature: jnp.ndarray, paths: int, seed: int, smooth: bool) -> jnp.ndarray:
-    params = params.replace(rules=rules.RulesParams(temperature.astype(params.rules.temperature.dtype)))
-    out = _outputs(params, static, names, values, seed, paths)
-    return total(cal, out, temperature if smooth else None)
+@partial(jax.jit, static_argnames=("static", "names", "size"))
+def _batch_slice(params: Params, static: Static, names: tuple[str, ...], candidates: jnp.ndarray,
+                 temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int) -> dict[str, jnp.ndarray]:
+    """Per-path outputs (K, size) of every candidate (K, controls) on the same paths: one vmapped simulation."""
+    return jax.vmap(lambda v: _slice(params, static, names, v, temperature, key, first, size))(candidates)
 
 
-@partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed"))
-def _values(params: Params, static: Static, names: tuple[str, ...], cal: Calibration, candidates: jnp.ndarray,
-            temperature: jnp.ndarray, paths: int, seed: int) -> jnp.ndarray:
-    """Hard-rule objective of every candidate (K, controls) on the same paths: one vmapped simulation."""
-    return jax.vmap(lambda v: _value(params, static, names, cal, v, temperature, paths, seed, False))(candidates)
-
-
-@partial(jax.jit, static_argnames=("static", "names", "cal", "paths", "seed"))
-def _value_and_jacobian(params: Params, static: Static, names: tuple[str, ...], cal: Calibration,
-                        values: jnp.ndarray, temperature: jnp.ndarray, paths: int, seed: int):
-    """Value and gradient of the smoothed objective by forward mode, one tangent per control."""
+@partial(jax.jit, static_argnames=("static", "names", "size"))
+def _tangent_slice(params: Params, static: Static, names: tuple[str, ...], values: jnp.ndarray,
+                   temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int):
+    """Per-path outputs (size,) and their forward-mode tangents (controls, size), one tangent per control."""
     def f(v):
-        return _value(params, static, names, cal, v, temperature, paths, seed, True)
+        return _slice(params, static, names, v, temperature, key, first, size)
 
     tangents = jnp.eye(values.shape[0], dtype=values.dtype)
-    value, jac = jax.vmap(lambda t: jax.jvp(f, (values,), (t,)))(tangents)
-    return value[0], jac
+    out, tangent = jax.vmap(lambda t: jax.jvp(f, (values,), (t,)))(tangents)
+    return {k: v[0] for k, v in out.items()}, tangent
 
 
 @dataclass(frozen=True)
 class Evaluator:
-    """Evaluates one problem's objective on fixed paths (common random numbers)."""
+    """Evaluates one problem's objective on fixed paths (common random numbers), through the runner's devices.
+
+    The paths are cut into slices of a size fixed by one device's memory (``slice_size``, or
+    ``simulation.chunk_size``) and the slices are dealt to the devices in turn, each an asynchronous call
+    of the kernel: memory is bounded by the slice, not by the path count, and the slices (so the numbers)
+    do not depend on how many devices there are. The risk measure is taken over all paths on the host.
+    """
 
     problem: Problem
     params: Params
     static: Static
     paths: int
     seed: int
+    devices: Devices
+
+    def slice_size(self, multiplicity: int) -> int:
+        """Paths per kernel call when each path is simulated ``multiplicity`` times at once (candidates or tangents)."""
+        chunk = self.problem.config.simulation.chunk_size
+        if chunk == "auto":
+            chunk = auto_chunk(self.static, self.paths * multiplicity, Devices(self.devices.devices[:1]))
+            chunk = max(1, chunk // multiplicity)
+        return per_device(min(chunk, self.paths), 1)
+
+    def _map(self, call, multiplicity: int) -> list:
+        size = self.slice_size(multiplicity)
+        key = jax.random.key(self.seed)
+        parts = []
+        for i, first in enumerate(range(0, self.paths, size)):
+            device = self.devices.devices[i % len(self.devices)]
+            with jax.default_device(device):
+                inputs = jax.device_put((self.params, key, np.uint32(first)), device)
+                parts.append(call(inputs[0], inputs[1], inputs[2], size))
+        return parts
+
+    def _joined(self, parts, axis: int = -1) -> dict[str, np.ndarray]:
+        joined = {k: np.concatenate([np.asarray(p[k]) for p in parts], axis=axis) for k in parts[0]}
+        return {k: np.moveaxis(np.moveaxis(v, axis, 0)[:self.paths], 0, axis) for k, v in joined.items()}
+
+    def _t(self, temperature: float | None) -> jnp.ndarray:
+        return jnp.asarray(1.0 if temperature is None else temperature, self.params.price.s0.dtype)
+
+    def values(self, candidates: jnp.ndarray, temperature: float | None = None) -> np.ndarray:
+        """Objective at each row of ``candidates`` (K, controls), all simulated together (K,); hard rules when
+        ``temperature`` is None, else the smooth rules at that temperature."""
+        static = self.static.replace(rules=rules.Hard() if temperature is None else rules.Smooth())
+        names, t = self.problem.names, self._t(temperature)
+        candidates = jnp.asarray(candidates, self.params.price.s0.dtype)
+        parts = self._map(lambda p, key, first, size: _batch_slice(p, static, names, candidates, t, key, first, size),
+                          candidates.shape[0])
+        out = self._joined(parts)
+        tau = None if temperature is None else t
+        return np.asarray(jax.vmap(lambda o: total(self.problem.calibration, o, tau))(out))
 
     def value(self, values: jnp.ndarray, temperature: float | None) -> jnp.ndarray:
         """Objective at ``values`` (controls in ``problem.names`` order); hard rules when ``temperature`` is None."""
-        smooth = temperature is not None
-        static = self.static.replace(rules=rules.Smooth() if smooth else rules.Hard())
-        t = jnp.asarray(temperature if smooth else 1.0, self.params.price.s0.dtype)
-        return _value(self.params, static, self.problem.names, self.problem.calibration, values, t, self.paths,
-                      self.seed, smooth)
-
-    def values(self, candidates: jnp.ndarray) -> np.ndarray:
-        """Hard-rule objective at each row of ``candidates`` (K, controls), in one batched call (K,)."""
-        static = self.static.replace(rules=rules.Hard())
-        t = jnp.asarray(1.0, self.params.price.s0.dtype)
-        return np.asarray(_values(self.params, static, self.problem.names, self.problem.calibration, candidates, t,
-                                  self.paths, self.seed))
+        return jnp.asarray(self.values(jnp.asarray(values)[None], temperature)[0])
 
     def value_and_grad(self, values: jnp.ndarray, temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """Smoothed objective and its gradient with respect to the controls (forward mode)."""
-        t = jnp.asarray(temperature, self.params.price.s0.dtype)
-        return _value_and_jacobian(self.params, self.static.replace(rules=rules.Smooth()), self.problem.names,
-                                   self.problem.calibration, values, t, self.paths, self.seed)
+        """Smoothed objective and its gradient with respect to the controls (forward mode through the kernel,
+        then through the risk measure over all paths)."""
+        static, names = self.static.replace(rules=rules.Smooth()), self.problem.names
+        t = self._t(temperature)
+        parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
+                          1 + len(names))
+        out = self._joined([p[0] for p in parts])
+        tangent = self._joined([p[1] for p in parts])
+        cal = self.problem.calibration
+        value, jac = jax.vmap(lambda dt: jax.jvp(lambda o: total(cal, o, t), (out,), (dt,)))(tangent)
+        return value[0], jac
 
     def per_path(self, values: jnp.ndarray) -> dict[str, np.ndarray]:
         """Hard-rule per-path outputs at ``values`` (for held-out evaluation)."""
-        out = jax.jit(_outputs, static_argnames=("static", "names", "seed", "paths"))(
-            self.params, self.static.replace(rules=rules.Hard()), self.problem.names, values, self.seed, self.paths)
-        return {k: np.asarray(v) for k, v in out.items()}
+        static, names = self.static.replace(rules=rules.Hard()), self.problem.names
+        t = self._t(None)
+        candidates = jnp.asarray(values, self.params.price.s0.dtype)[None]
+        parts = self._map(lambda p, key, first, size: _batch_slice(p, static, names, candidates, t, key, first, size),
+                          1)
+        return {k: v[0] for k, v in self._joined(parts).items()}
 
 
-def evaluator(prob: Problem, *, paths: int, seed: int) -> Evaluator:
-    """Build the kernel inputs of ``prob`` once, for evaluations on ``paths`` paths drawn with ``seed``."""
+def evaluator(prob: Problem, *, paths: int, seed: int, devices: Devices | None = None) -> Evaluator:
+    """Build the kernel inputs of ``prob`` once, for evaluations on ``paths`` paths drawn with ``seed``
+    on ``devices`` (default: all local devices of the default kind)."""
     with precision(prob.config.simulation.dtype):
         params, static = build(prob.config)
-    return Evaluator(prob, params, static, paths, seed)
+    return Evaluator(prob, params, static, paths, seed, devices or select())
 
 
 def objective(config: str | Path | Mapping[str, Any] | Config, *, smooth: bool = True, paths: int | None = None,
-              seed: int | None = None, temperature: float | None = None,
-              overrides: Sequence[str] = ()) -> Callable[[Mapping[str, Any]], jnp.ndarray]:
+              seed: int | None = None, temperature: float | None = None, overrides: Sequence[str] = (),
+              device: Literal["cpu", "gpu"] | None = None,
+              num_devices: int | None = None) -> Callable[[Mapping[str, Any]], jnp.ndarray]:
     """The calibration objective of ``config`` as a function of a dict of control values.
 
     Args:
@@ -180,6 +219,8 @@ def objective(config: str | Path | Mapping[str, Any] | Config, *, smooth: bool =
         paths: paths per evaluation (default ``calibration.paths``); the same paths every call.
         seed: random seed (default ``simulation.seed``).
         temperature: relaxation width (default ``calibration.temperature_end``).
+        device, num_devices: where the paths run (default: all local devices of the default kind);
+            the value does not depend on the device count.
 
     Returns:
         ``f(values) -> scalar`` with ``f.initial`` the config's starting values and
@@ -187,7 +228,7 @@ def objective(config: str | Path | Mapping[str, Any] | Config, *, smooth: bool =
     """
     prob = problem(config, overrides)
     ev = evaluator(prob, paths=paths or prob.calibration.paths,
-                   seed=prob.config.simulation.seed if seed is None else seed)
+                   seed=prob.config.simulation.seed if seed is None else seed, devices=select(device, num_devices))
     tau = prob.calibration.temperature_end if temperature is None else temperature
     dtype = jnp.dtype(prob.config.simulation.dtype)
 
