@@ -172,9 +172,9 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
         converged = jnp.abs(y_new - y) <= tolerance * (1.0 + jnp.abs(y))
         return k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi)
 
-    _, y, _, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
+    _, y, unconverged, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
     bounded = jnp.abs(y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
-    return static.rules.solution(lambda y: residual(params, static, f, q, y), y, f.y_base, bounded), phi
+    return static.rules.solution(lambda y: residual(params, static, f, q, y), y, bounded | unconverged), phi
 
 
 def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:

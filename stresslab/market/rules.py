@@ -56,8 +56,9 @@ SMOOTH_ROOT_FLOOR = 1e-8
 """With smooth rules the square-root impact law is softened at zero flow (share of depth): relaxed triggers
 leave tiny flows everywhere, where the root's infinite derivative would blow up tangents. The price moves by
 at most 0.01 x sqrt(1e-8) = 1e-6 in log-price less than with the root."""
-MIN_IMPLICIT_SLOPE = 1e-6
-"""Floor on the clearing equation's slope F_y in the implicit derivative (the market is unstable below it)."""
+MIN_IMPLICIT_SLOPE = 0.05
+"""Below this slope F_y of the clearing equation (Newton's own fallback threshold, ``clearing.MIN_SLOPE``) the
+implicit derivative 1 / F_y is not used: the root is at a fold and jumps rather than moves."""
 
 
 class RulesParams(NamedTuple):
@@ -112,9 +113,9 @@ class Hard:
         """Whether a cascade round added a cohort (N, V): another round is needed."""
         return jnp.any(raised > queued, -1)
 
-    def solution(self, residual, y: jnp.ndarray, y_base: jnp.ndarray, bounded: jnp.ndarray) -> jnp.ndarray:
+    def solution(self, residual, y: jnp.ndarray, unsolved: jnp.ndarray) -> jnp.ndarray:
         """The root ``y`` (N, V) of an elementwise equation ``residual(y) = 0``, as the solver found it
-        (``bounded``: where it stopped on the model's bound at a fixed distance from ``y_base``)."""
+        (``unsolved``: where it stopped on the model's bound or before converging)."""
         return y
 
     def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
@@ -193,19 +194,20 @@ class Smooth(Hard):
         tolerance = SMOOTH_ROUND_ULPS * jnp.finfo(raised.dtype).eps
         return jnp.any(raised > queued + tolerance, -1)
 
-    def solution(self, residual, y: jnp.ndarray, y_base: jnp.ndarray, bounded: jnp.ndarray) -> jnp.ndarray:
+    def solution(self, residual, y: jnp.ndarray, unsolved: jnp.ndarray) -> jnp.ndarray:
         """The root ``y`` with its derivative by the implicit function theorem: dy = -dF / F_y.
 
         The value is the solver's ``y`` unchanged; derivatives do not pass through the solver's
         tolerance-stopped iterations but through one linearisation of ``residual`` at the root.
-        Where the solver stopped on the bound (``bounded``: no root within it) ``y`` moves with ``y_base``.
+        Where the solver found no root (``unsolved``: on the bound, or not converged) or the equation's
+        slope is below MIN_IMPLICIT_SLOPE (a fold, where the root jumps), the derivative is that of one
+        fixed-point step y = y_base + impact(flow(y)) at ``y``: dy = -dF.
         """
         y = jax.lax.stop_gradient(y)
         r, slope = jax.jvp(residual, (y,), (jnp.ones_like(y),))
-        slope = jax.lax.stop_gradient(slope)
-        safe = jnp.where(jnp.abs(slope) > MIN_IMPLICIT_SLOPE, slope, MIN_IMPLICIT_SLOPE)
-        on_bound = y_base + jax.lax.stop_gradient(y - y_base)
-        return jnp.where(bounded, on_bound, y - (r - jax.lax.stop_gradient(r)) / safe)
+        implicit = ~unsolved & (slope > MIN_IMPLICIT_SLOPE)
+        slope = jax.lax.stop_gradient(jnp.where(implicit, slope, 1.0))
+        return y - (r - jax.lax.stop_gradient(r)) / slope
 
     def breaker_state(self, n: int, n_venues: int, n_levels: int, dtype) -> breakers.BreakerState:
         """No halt yet; real-valued countdowns and level weights."""
