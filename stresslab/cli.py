@@ -233,6 +233,8 @@ def _format_calibration(result: calibration.CalibrationResult) -> str:
     for label, ev in (("before", result.before), ("after", result.after)):
         lines.append(f"held-out objective {label}: {ev.objective:.6g} (95 % CI {ev.lower:.6g} to {ev.upper:.6g}, "
                      f"{ev.paths} paths, hard rules)")
+    for scenario, (before, after) in result.scenarios.items():
+        lines.append(f"  {scenario}: {before.objective:.6g} -> {after.objective:.6g}")
     return "\n".join(lines)
 
 

@@ -9,8 +9,9 @@ bootstrap confidence interval over paths.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,12 +26,11 @@ from tqdm import tqdm
 
 from stresslab import __version__
 from stresslab.calibrate import parameters
-from stresslab.calibrate.objective import Problem, evaluator, problem, total
+from stresslab.calibrate.objective import Group, Problem, evaluator, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.devices import Devices, select
 from stresslab.engine.runner import precision
-from stresslab.errors import StresslabError
 
 BOOTSTRAP = 400
 """Bootstrap resamples of the held-out paths for the confidence interval."""
@@ -60,6 +60,7 @@ class CalibrationResult:
         trace: the optimisation trace, an ``xarray.Dataset`` along ``iteration``.
         before, after: hard-rule held-out evaluations at the initial and tuned values.
         config: the calibrated config as a plain dict (``stresslab run`` accepts it).
+        scenarios: over a sweep, each scenario's label -> (before, after) held-out evaluations.
     """
 
     values: dict[str, float]
@@ -68,6 +69,7 @@ class CalibrationResult:
     before: Evaluation
     after: Evaluation
     config: dict[str, Any]
+    scenarios: dict[str, tuple[Evaluation, Evaluation]] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.config)
@@ -84,17 +86,32 @@ def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
 
 def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: int,
              devices: Devices | None = None) -> Evaluation:
-    """Hard-rule objective at ``values`` on ``paths`` held-out paths, with a bootstrap CI."""
+    """Hard-rule objective at ``values`` on ``paths`` held-out paths, with a bootstrap CI (over a sweep:
+    each scenario's objective on its own paths, aggregated; the bootstrap resamples every scenario's paths)."""
+    return evaluate_scenarios(prob, values, paths=paths, seed=seed, devices=devices)[0]
+
+
+def evaluate_scenarios(prob: Problem, values: Mapping[str, float], *, paths: int, seed: int,
+                       devices: Devices | None = None) -> tuple[Evaluation, list[Evaluation]]:
+    """The aggregated held-out :class:`Evaluation` and one per scenario (in ``prob.labels`` order)."""
     ev = evaluator(prob, paths=paths, seed=seed, devices=devices)
+    members = ev.evaluators if isinstance(ev, Group) else (ev,)
     dtype = jnp.dtype(prob.config.simulation.dtype)
-    out = ev.per_path(jnp.asarray([values[n] for n in prob.names], dtype))
-    point = float(total(prob.calibration, out, None))
+    point = jnp.asarray([values[n] for n in prob.names], dtype)
+    outs = [member.per_path(point) for member in members]
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, paths, size=(BOOTSTRAP, paths))
-    samples = [float(total(prob.calibration, {k: v[i] for k, v in out.items()}, None)) for i in picks]
+    each = np.array([[float(total(prob.calibration, out, None))] +
+                     [float(total(prob.calibration, {k: v[i] for k, v in out.items()}, None)) for i in picks]
+                     for out in outs])  # (scenarios, 1 + BOOTSTRAP)
+    combined = each.mean(0) if prob.calibration.aggregate != "max" else each.max(0)
     alpha = (1 - CONFIDENCE) / 2
-    lower, upper = np.quantile(samples, [alpha, 1 - alpha])
-    return Evaluation(point, float(lower), float(upper), paths)
+
+    def evaluation(row: np.ndarray) -> Evaluation:
+        lower, upper = np.quantile(row[1:], [alpha, 1 - alpha])
+        return Evaluation(float(row[0]), float(lower), float(upper), paths)
+
+    return evaluation(combined), [evaluation(row) for row in each]
 
 
 def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Sequence[str] = (),
@@ -120,7 +137,7 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
 
     Raises:
         ConfigError / ValueError: the config or its calibration section is unusable.
-        StresslabError: the objective stayed non-finite after stepping back (names the controls' values).
+        RuntimeWarning (a warning, not an error): the gradient phase stepped back or stopped at non-finite values.
     """
     prob = problem(config, overrides)
     cal = prob.calibration
@@ -142,10 +159,14 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
                 best = min(best, _gradient_phase(prob, ev, best[1], trace, bar, dtype), key=lambda b: b[0])
         values_out = {n: float(v) for n, v in zip(prob.names, best[1], strict=True)}
         holdout = seed + HOLDOUT_SEED_OFFSET
-        before = evaluate(prob, prob.initial, paths=cal.holdout_paths, seed=holdout, devices=devices)
-        after = evaluate(prob, values_out, paths=cal.holdout_paths, seed=holdout, devices=devices)
+        before, before_each = evaluate_scenarios(prob, prob.initial, paths=cal.holdout_paths, seed=holdout,
+                                                 devices=devices)
+        after, after_each = evaluate_scenarios(prob, values_out, paths=cal.holdout_paths, seed=holdout,
+                                               devices=devices)
+    scenarios = ({label: (b, a) for label, b, a in zip(prob.labels, before_each, after_each, strict=True)}
+                 if len(prob.labels) > 1 else {})
     return CalibrationResult(values_out, dict(prob.initial), trace.dataset(prob, before, after), before, after,
-                             _calibrated_config(config, overrides, values_out))
+                             _calibrated_config(config, overrides, values_out), scenarios)
 
 
 def _finite_or_worst(values: np.ndarray) -> np.ndarray:
@@ -183,8 +204,9 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
     """optax on the smoothed objective with the temperature schedule, from ``start``.
 
     A non-finite value or gradient is never applied: the iterate steps back to the last finite one and
-    the step is halved (``MAX_STEP_BACKS`` times in a row at most). Returns the best gradient iterate by
-    the hard-rule objective on the training paths (all iterates are evaluated in one batched call)."""
+    the step is halved, with a warning that names the values, the controls and the paths; after
+    ``MAX_STEP_BACKS`` in a row, or at the first iterate, the phase ends with a warning. Returns the best
+    gradient iterate by the hard-rule objective on the training paths (all evaluated in one batched call)."""
     cal = prob.calibration
     lo, hi = jnp.asarray(prob.lower, dtype), jnp.asarray(prob.upper, dtype)
     u = jnp.asarray([parameters.to_unconstrained(float(v), a, b)
@@ -199,11 +221,18 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
         finite = bool(jnp.isfinite(value) & jnp.all(jnp.isfinite(grad_u)))
         if not finite:
             backs += 1
+            where = (", ".join(f"{n} = {float(v):.6g}" for n, v in zip(prob.names, values, strict=True))
+                     + f" (temperature {tau:g}): " + (ev.non_finite(values, float(tau)) or "the risk measure"))
             if backs > MAX_STEP_BACKS or not iterates:
-                raise StresslabError(
-                    "calibration: the smoothed objective or its gradient is non-finite at "
-                    + ", ".join(f"{n} = {float(v):.6g}" for n, v in zip(prob.names, values, strict=True))
-                    + f" (temperature {tau:g}); raise calibration.temperature_end or narrow the bounds")
+                warnings.warn(f"calibration: the gradient phase stopped: the smoothed objective or its gradient is "
+                              f"non-finite at {where}; the result is the best point found before", RuntimeWarning,
+                              stacklevel=2)
+                trace.add("gradient", np.asarray(values, np.float64), float(value), np.nan, np.nan, float(tau),
+                          ev.paths * (1 + len(prob.names)), 1)
+                bar.update(1)
+                break
+            warnings.warn(f"calibration: stepped back from a non-finite gradient at {where}", RuntimeWarning,
+                          stacklevel=2)
             u, scale = iterates[-1][0], scale * 0.5
         else:
             backs = 0
@@ -214,6 +243,8 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
                   float(jnp.linalg.norm(grad_values)), float(tau), ev.paths * (1 + len(prob.names)), int(not finite))
         bar.set_postfix(phase="gradient", objective=f"{float(value):.4g}")
         bar.update(1)
+    if not iterates:
+        return np.inf, start
     points = np.stack([v for _, v in iterates] + [np.asarray(parameters.to_bounded(u, lo, hi), np.float64)])
     hard = ev.values(jnp.asarray(points, dtype))
     trace.hard_gradient(hard[:-1], ev.paths * len(points))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +36,10 @@ SECONDS_PER_HOUR = 3600.0
 
 @dataclass(frozen=True)
 class Problem:
-    """A calibration problem: one scenario, its controls and objective settings."""
+    """A calibration problem: its scenarios (one, or the points of a sweep), controls and objective settings.
+
+    ``config`` is the first scenario (simulation settings, seed, dtype); ``labels`` name the scenarios
+    by their swept values ("" for a single scenario)."""
 
     config: Config
     calibration: Calibration
@@ -44,25 +47,34 @@ class Problem:
     lower: np.ndarray
     upper: np.ndarray
     initial: dict[str, float]
+    scenarios: tuple[Config, ...] = ()
+    labels: tuple[str, ...] = ("",)
 
 
 def problem(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str] = ()) -> Problem:
     """Load a config with a ``[calibration]`` section and check its controls."""
-    scenarios = load_config(config, overrides)
-    if len(scenarios.scenarios) != 1:
-        raise ConfigError("calibration needs a single scenario; remove the sweep (a list where one value is expected)")
-    cfg = scenarios.scenarios[0]
+    loaded = load_config(config, overrides)
+    cfg = loaded.scenarios[0]
     if cfg.calibration is None:
         raise ConfigError("the config has no [calibration] section (see README, Calibration)")
     cal = cfg.calibration
+    if len(loaded.scenarios) > 1 and cal.aggregate is None:
+        raise ConfigError("calibration over a sweep needs calibration.aggregate = 'mean' or 'max' (one policy for "
+                          "all its scenarios); or remove the sweep (a list where one value is expected)")
     names = tuple(p.name for p in cal.parameters)
     initial = {p.name: parameters.config_value(cfg, p.name) for p in cal.parameters}
+    for scenario in loaded.scenarios[1:]:
+        for name in names:
+            if parameters.config_value(scenario, name) != initial[name]:
+                raise ConfigError(f"calibration.parameters: {name} is swept; a tuned control needs one start value")
     for p in cal.parameters:
         if not p.lower < initial[p.name] < p.upper:
             raise ConfigError(f"calibration.parameters: {p.name} starts at {initial[p.name]:g}, which must lie "
                              f"strictly between lower = {p.lower:g} and upper = {p.upper:g}")
+    labels = tuple(", ".join(f"{k}={v[i]:g}" if isinstance(v[i], float) else f"{k}={v[i]}"
+                             for k, v in loaded.coords.items()) for i in range(len(loaded.scenarios)))
     return Problem(cfg, cal, names, np.array([p.lower for p in cal.parameters]),
-                   np.array([p.upper for p in cal.parameters]), initial)
+                   np.array([p.upper for p in cal.parameters]), initial, tuple(loaded.scenarios), labels)
 
 
 def risk(cal: Calibration, x: jnp.ndarray, temperature: jnp.ndarray | None) -> jnp.ndarray:
@@ -189,6 +201,24 @@ class Evaluator:
         value, jac = jax.vmap(lambda dt: jax.jvp(lambda o: total(cal, o, t), (out,), (dt,)))(tangent)
         return value[0], jac
 
+    def non_finite(self, values: jnp.ndarray, temperature: float) -> str:
+        """Where the smoothed objective's inputs or derivatives are non-finite at ``values``: the target, the
+        controls whose tangents are, and the first paths (empty when all are finite)."""
+        static, names = self.static.replace(rules=rules.Smooth()), self.problem.names
+        t = self._t(temperature)
+        parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
+                          1 + len(names))
+        target = self.problem.calibration.target
+        out = self._joined([p[0] for p in parts])[target]
+        tangent = self._joined([p[1] for p in parts])[target]
+        bad = ~np.isfinite(out) | ~np.all(np.isfinite(tangent), 0)
+        if not bad.any():
+            return ""
+        controls = [n for n, row in zip(names, tangent, strict=True) if not np.all(np.isfinite(row))]
+        first = np.flatnonzero(bad)[:5].tolist()
+        return (f"{target} is non-finite on {bad.sum()} of {self.paths} paths (first: {first})"
+                + (f", its derivative with respect to {', '.join(controls)}" if controls else ""))
+
     def per_path(self, values: jnp.ndarray) -> dict[str, np.ndarray]:
         """Hard-rule per-path outputs at ``values`` (for held-out evaluation)."""
         static, names = self.static.replace(rules=rules.Hard()), self.problem.names
@@ -199,12 +229,58 @@ class Evaluator:
         return {k: v[0] for k, v in self._joined(parts).items()}
 
 
-def evaluator(prob: Problem, *, paths: int, seed: int, devices: Devices | None = None) -> Evaluator:
+@dataclass(frozen=True)
+class Group:
+    """The objective over a problem's scenarios: each scenario's :class:`Evaluator`, aggregated by
+    ``calibration.aggregate`` (``mean``; ``max``, the worst case, whose gradient is the worst scenario's)."""
+
+    evaluators: tuple[Evaluator, ...]
+    aggregate: str
+
+    @property
+    def paths(self) -> int:
+        """Simulated paths per evaluation, over all scenarios."""
+        return sum(ev.paths for ev in self.evaluators)
+
+    def _combine(self, values: np.ndarray) -> np.ndarray:
+        return values.mean(0) if self.aggregate == "mean" else values.max(0)
+
+    def values(self, candidates: jnp.ndarray, temperature: float | None = None) -> np.ndarray:
+        """Aggregated objective at each row of ``candidates`` (K,)."""
+        return self._combine(np.stack([ev.values(candidates, temperature) for ev in self.evaluators]))
+
+    def value(self, values: jnp.ndarray, temperature: float | None) -> jnp.ndarray:
+        return jnp.asarray(self.values(jnp.asarray(values)[None], temperature)[0])
+
+    def value_and_grad(self, values: jnp.ndarray, temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Aggregated smoothed objective and its gradient."""
+        each = [ev.value_and_grad(values, temperature) for ev in self.evaluators]
+        v = jnp.stack([e[0] for e in each])
+        g = jnp.stack([e[1] for e in each])
+        if self.aggregate == "mean":
+            return v.mean(0), g.mean(0)
+        worst = jnp.argmax(v)
+        return v[worst], g[worst]
+
+    def non_finite(self, values: jnp.ndarray, temperature: float) -> str:
+        found = [(ev.problem, ev.non_finite(values, temperature)) for ev in self.evaluators]
+        return "; ".join(f"scenario {label}: {text}" for (prob, text), label in
+                         zip(found, self.evaluators[0].problem.labels, strict=True) if text)
+
+
+def evaluator(prob: Problem, *, paths: int, seed: int, devices: Devices | None = None) -> Evaluator | Group:
     """Build the kernel inputs of ``prob`` once, for evaluations on ``paths`` paths drawn with ``seed``
-    on ``devices`` (default: all local devices of the default kind)."""
-    with precision(prob.config.simulation.dtype):
-        params, static = build(prob.config)
-    return Evaluator(prob, params, static, paths, seed, devices or select())
+    on ``devices`` (default: all local devices of the default kind). A problem over a sweep gives a
+    :class:`Group` of one evaluator per scenario, each on ``paths`` paths."""
+    devices = devices or select()
+    built = []
+    for scenario in prob.scenarios or (prob.config,):
+        with precision(scenario.simulation.dtype):
+            params, static = build(scenario)
+        built.append(Evaluator(replace(prob, config=scenario), params, static, paths, seed, devices))
+    if len(built) == 1:
+        return built[0]
+    return Group(tuple(built), prob.calibration.aggregate)
 
 
 def objective(config: str | Path | Mapping[str, Any] | Config, *, smooth: bool = True, paths: int | None = None,

@@ -501,6 +501,8 @@ class Calibration(_Model):
     threshold: float | None = Field(None, description="for measure = prob: the target level exceeded")
     halt_cost: NonNegFloat = Field(0.0, description="objective units per hour of mean halted time")
     haircut_cost: NonNegFloat = Field(0.0, description="objective units per unit of mean haircut")
+    aggregate: Literal["mean", "max"] | None = Field(
+        None, description="for a sweep: one policy for all its scenarios, by their mean or worst (max) objective")
     method: Literal["cmaes+gradient", "cmaes", "gradient"] = Field(
         "cmaes+gradient", description="global CMA-ES on the hard rules, gradient refinement, or both")
     generations: int = Field(12, ge=1, le=10_000, description="CMA-ES generations (global phase)")
