@@ -151,6 +151,31 @@ def test_bad_calibration_sections_are_named():
     raw["calibration"]["parameters"] = [{"name": "breakers.levels.0.drop", "lower": 0.01, "upper": 0.5}]
     with pytest.raises(stresslab.ConfigError, match="needs breakers.enabled"):
         stresslab.objective(raw)
+    raw = haircut_threshold_config()
+    raw["positions"][0]["maintenance_margin"] = [0.05, 0.04]
+    with pytest.raises(stresslab.ConfigError, match="calibration over a sweep needs calibration.aggregate"):
+        stresslab.objective(raw)
+    raw["calibration"]["aggregate"] = "max"
+    raw["haircuts"]["base"] = [0.3, 0.4]
+    with pytest.raises(stresslab.ConfigError, match="haircuts.base is swept"):
+        stresslab.objective(raw)
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean"])
+def test_one_policy_for_a_sweep_protects_every_scenario(aggregate):
+    """Two books: maintenance 5 % and 4 % at 10x, so a haircut h liquidates before the gap iff h > 0.5 and
+    h > 0.6. Any h below 0.6 leaves the 4 % book with bad debt of 5 % of 1e6, which costs more than the
+    haircut; both aggregates tune h to just above 0.6, and each scenario's held-out result is reported."""
+    raw = haircut_threshold_config(aggregate=aggregate, iterations=20, generations=6)
+    raw["positions"][0]["maintenance_margin"] = [0.05, 0.04]
+    result = stresslab.calibrate(raw)
+    assert 0.6 < result.values["haircuts.base"] < 0.63
+    assert list(result.scenarios) == ["positions.0.maintenance_margin=0.05",
+                                      "positions.0.maintenance_margin=0.04"]
+    (before5, after5), (before4, after4) = result.scenarios.values()
+    assert before5.objective == pytest.approx(5e4 + 0.3e4) and before4.objective == pytest.approx(5e4 + 0.3e4)
+    assert after5.objective == after4.objective == pytest.approx(1e4 * result.values["haircuts.base"])
+    assert result.after.objective == pytest.approx(after4.objective)
 
 
 def test_bounded_transform_round_trips():

@@ -183,11 +183,14 @@ def _global_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtyp
     options = {"bounds": [0.0, 1.0], "seed": prob.config.simulation.seed + 1, "verbose": -9}
     if cal.population is not None:
         options["popsize"] = cal.population
-    es = cma.CMAEvolutionStrategy(list((start - prob.lower) / span), cal.sigma, options)
+    d = len(prob.names)
+    # pycma needs two dimensions at least: a single control gets an ignored second coordinate
+    x0 = np.concatenate([(start - prob.lower) / span, np.full(max(0, 2 - d), 0.5)])
+    es = cma.CMAEvolutionStrategy(list(x0), cal.sigma, options)
     best = (np.inf, start)
     for _ in range(cal.generations):
         unit = np.clip(np.asarray(es.ask()), 0.0, 1.0)
-        candidates = prob.lower + span * unit
+        candidates = prob.lower + span * unit[:, :d]
         values = ev.values(jnp.asarray(candidates, dtype))
         es.tell(list(unit), list(_finite_or_worst(values)))
         i = int(np.argmin(_finite_or_worst(values)))
