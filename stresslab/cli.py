@@ -232,7 +232,8 @@ def _format_calibration(result: calibration.CalibrationResult) -> str:
     lines += [f"{name:<32}{result.initial[name]:>14.6g}{value:>14.6g}" for name, value in result.values.items()]
     for label, ev in (("before", result.before), ("after", result.after)):
         lines.append(f"held-out objective {label}: {ev.objective:.6g} (95 % CI {ev.lower:.6g} to {ev.upper:.6g}, "
-                     f"{ev.paths} paths, hard rules)")
+                     f"{ev.paths} paths, hard rules) = risk {ev.terms['risk']:.6g} + halt cost "
+                     f"{ev.terms['halt_cost']:.6g} + haircut cost {ev.terms['haircut_cost']:.6g}")
     for scenario, (before, after) in result.scenarios.items():
         lines.append(f"  {scenario}: {before.objective:.6g} -> {after.objective:.6g}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from helpers import subprocess_env
 import stresslab
 from stresslab.calibrate import gradcheck, parameters
 from stresslab.calibrate.loop import HOLDOUT_SEED_OFFSET, evaluate
-from stresslab.calibrate.objective import evaluator, problem
+from stresslab.calibrate.objective import Evaluator, evaluator, problem
 from stresslab.engine.runner import precision
 
 ROOT = Path(__file__).parent.parent
@@ -101,6 +101,7 @@ def test_converges_to_the_known_optimum():
     tuned = result.values["haircuts.base"]
     assert 0.5 < tuned < 0.53  # h* = 0.5, plus the relaxation's margin
     assert result.before.objective == pytest.approx(5e4 + 0.3e4)  # bad debt 5 % of 1e6 + 1e4 x 0.3
+    assert result.before.terms == pytest.approx({"risk": 5e4, "halt_cost": 0.0, "haircut_cost": 0.3e4})
     assert result.after.objective == pytest.approx(1e4 * tuned)  # no bad debt, only the haircut's cost
     trace = result.trace
     assert trace.sizes["iteration"] == 12 + 60  # CMA-ES generations, then gradient iterations
@@ -240,7 +241,7 @@ import json, sys
 import jax
 import numpy as np
 import stresslab
-from stresslab.calibrate.objective import evaluator, problem
+from stresslab.calibrate.objective import Evaluator, evaluator, problem
 from stresslab.engine.devices import select
 assert len(jax.local_devices()) == 2, jax.local_devices()
 config = json.loads(sys.argv[1])
@@ -271,3 +272,23 @@ def test_objective_gradient_and_batches_are_identical_on_one_and_two_devices():
     one, two = json.loads(done.stdout.strip().splitlines()[-1])
     assert one == two
     assert all(np.isfinite(one)) and any(v != 0 for v in one[1:6])
+
+
+def test_a_non_finite_gradient_steps_back_then_stops_with_a_warning(monkeypatch):
+    """The gradient phase never applies a non-finite step: it steps back (a warning naming the values),
+    and after MAX_STEP_BACKS in a row ends with a warning; the result is the best point found before."""
+    real = Evaluator.value_and_grad
+    calls = []
+
+    def flaky(self, values, temperature):
+        calls.append(1)
+        value, grad = real(self, values, temperature)
+        return (value, grad) if len(calls) == 1 else (value, grad * jnp.nan)
+
+    monkeypatch.setattr(Evaluator, "value_and_grad", flaky)
+    with pytest.warns(RuntimeWarning, match="stepped back from a non-finite gradient at haircuts.base = ") as caught:
+        result = stresslab.calibrate(haircut_threshold_config(iterations=10, generations=3))
+    assert any("the gradient phase stopped" in str(w.message) for w in caught)
+    gradient = result.trace.where(result.trace.phase == "gradient", drop=True)
+    assert int(gradient.non_finite.sum()) == 1 + 5  # MAX_STEP_BACKS step-backs, then the stop
+    assert np.isfinite(result.after.objective) and 0.0 < result.values["haircuts.base"] < 0.9

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from stresslab import __version__
 from stresslab.calibrate import parameters
-from stresslab.calibrate.objective import Group, Problem, evaluator, problem, total
+from stresslab.calibrate.objective import Group, Problem, evaluator, parts, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.devices import Devices, select
@@ -43,12 +43,14 @@ HOLDOUT_SEED_OFFSET = 1_000_003
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Hard-rule objective on held-out paths with a bootstrap confidence interval."""
+    """Hard-rule objective on held-out paths with a bootstrap confidence interval, and its terms
+    (``risk``, ``halt_cost``, ``haircut_cost``; over a sweep, those of the mean or of the worst scenario)."""
 
     objective: float
     lower: float
     upper: float
     paths: int
+    terms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,18 @@ def evaluate_scenarios(prob: Problem, values: Mapping[str, float], *, paths: int
     each = np.array([[float(total(prob.calibration, out, None))] +
                      [float(total(prob.calibration, {k: v[i] for k, v in out.items()}, None)) for i in picks]
                      for out in outs])  # (scenarios, 1 + BOOTSTRAP)
-    combined = each.mean(0) if prob.calibration.aggregate != "max" else each.max(0)
+    terms = [{k: float(v) for k, v in parts(prob.calibration, out, None).items()} for out in outs]
     alpha = (1 - CONFIDENCE) / 2
 
-    def evaluation(row: np.ndarray) -> Evaluation:
+    def evaluation(row: np.ndarray, terms: dict[str, float]) -> Evaluation:
         lower, upper = np.quantile(row[1:], [alpha, 1 - alpha])
-        return Evaluation(float(row[0]), float(lower), float(upper), paths)
+        return Evaluation(float(row[0]), float(lower), float(upper), paths, terms)
 
-    return evaluation(combined), [evaluation(row) for row in each]
+    if prob.calibration.aggregate == "max":
+        combined = evaluation(each.max(0), terms[int(np.argmax(each[:, 0]))])
+    else:
+        combined = evaluation(each.mean(0), {k: float(np.mean([t[k] for t in terms])) for k in terms[0]})
+    return combined, [evaluation(row, t) for row, t in zip(each, terms, strict=True)]
 
 
 def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Sequence[str] = (),

@@ -94,11 +94,19 @@ def risk(cal: Calibration, x: jnp.ndarray, temperature: jnp.ndarray | None) -> j
     return jnp.mean(ordered[n - tail:])
 
 
+def parts(cal: Calibration, out: Mapping[str, jnp.ndarray], temperature: jnp.ndarray | None
+          ) -> dict[str, jnp.ndarray]:
+    """The objective's terms from per-path outputs: ``risk`` of the target, ``halt_cost`` (halt_cost x mean
+    halted hours) and ``haircut_cost`` (haircut_cost x mean time-averaged haircut), in objective units."""
+    return {"risk": risk(cal, out[cal.target], temperature),
+            "halt_cost": cal.halt_cost * jnp.mean(out["halted_time"]) / SECONDS_PER_HOUR,
+            "haircut_cost": cal.haircut_cost * jnp.mean(out["mean_haircut"])}
+
+
 def total(cal: Calibration, out: Mapping[str, jnp.ndarray], temperature: jnp.ndarray | None) -> jnp.ndarray:
     """Objective from per-path outputs: risk of the target plus the costs of halts and haircuts."""
-    value = risk(cal, out[cal.target], temperature)
-    value = value + cal.halt_cost * jnp.mean(out["halted_time"]) / SECONDS_PER_HOUR
-    return value + cal.haircut_cost * jnp.mean(out["mean_haircut"])
+    terms = parts(cal, out, temperature)
+    return terms["risk"] + terms["halt_cost"] + terms["haircut_cost"]
 
 
 def _slice(params: Params, static: Static, names: tuple[str, ...], values: jnp.ndarray, temperature: jnp.ndarray,
