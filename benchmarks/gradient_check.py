@@ -40,7 +40,10 @@ def main() -> None:
     for config in configs:
         cal = problem(config, overrides).calibration
         entry = {}
-        for label, tau in (("start", cal.temperature_start), ("end", cal.temperature_end)):
+        temperatures = {"start": cal.temperature_start, "end": cal.temperature_end}
+        if cal.temperature_start == cal.temperature_end:
+            temperatures = {"start=end": cal.temperature_end}
+        for label, tau in temperatures.items():
             began = time.perf_counter()
             checks = [c for point in gradcheck.interior_points(config, args.points, overrides=overrides)
                       for c in gradcheck.check(config, point, tau, paths=args.paths, overrides=overrides)]
@@ -53,7 +56,7 @@ def main() -> None:
                 if max(c.smooth_error, c.ad_error) > BOUND:
                     print(f"  missed: {c.control} at {c.point}: AD {c.ad:.6g}, differences {c.fd[0]:.6g} {c.fd[1]:.6g}",
                           flush=True)
-            print(f"{config.name:28s} temperature {label:5s} {tau:<8g} worst |fd_h - fd_h/4| {worst_smooth:.2e}  "
+            print(f"{config.name:28s} temperature {label:9s} {tau:<8g} worst |fd_h - fd_h/4| {worst_smooth:.2e}  "
                   f"worst |AD - fd| {worst_ad:.2e}  {'ok' if entry[label]['passed'] else 'MISSED'}", flush=True)
         report["configs"][config.name] = entry
     args.json.write_text(json.dumps(report, indent=1))

@@ -7,12 +7,24 @@ Monte Carlo runs) are left out of the fast tier, ``python -m pytest -m "not slow
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import tomli_w
+# One persistent XLA compilation cache for the whole test session: the xdist workers and the child processes
+# (CLI, resume, devices, notebooks) compile the same kernels again and again. Set before JAX is imported;
+# a compiled program is keyed by its HLO, so the cache changes no number. A developer's own setting wins.
+CACHE = Path(tempfile.gettempdir()) / f"stresslab-tests-xla-{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# One CPU device per test process: each device compiles its own copy of a kernel, and the two xdist workers
+# already use both cores. The tests of several devices start child processes with their own device count.
+os.environ.setdefault("STRESSLAB_CPU_DEVICES", "1")
+
+import pytest  # noqa: E402
+import tomli_w  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
