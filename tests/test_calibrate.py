@@ -114,8 +114,8 @@ def test_converges_to_the_known_optimum():
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_heldout_objective_improves_on_a_shipped_config():
-    overrides = ["calibration.iterations=6", "calibration.paths=256", "calibration.holdout_paths=2000",
-                 "simulation.horizon=3h"]
+    overrides = ["calibration.iterations=6", "calibration.generations=3", "calibration.paths=256",
+                 "calibration.holdout_paths=2000", "simulation.horizon=3h"]
     result = stresslab.calibrate(ROOT / "configs" / "calibration" / "haircuts_crypto.toml", overrides=overrides)
     assert result.after.upper < result.before.lower  # better, beyond the held-out confidence intervals
     assert result.trace.objective[-1] < result.trace.objective[0]
@@ -220,20 +220,20 @@ def test_calibrate_reaches_the_grid_optimum(name):
 
 @pytest.mark.slow
 def test_shipped_breaker_gradients_match_central_differences():
-    """breakers_equity.toml at its start and one interior point, at its temperature (start = end), float64,
+    """breakers_equity.toml at its starting values, at its temperature (start = end), float64,
     2000 paths: central differences at 1e-4 and 2.5e-5 of each range agree within 1e-3, and jax.grad
-    with them (benchmarks/gradient_check.py runs all shipped problems at 3 interior points)."""
+    with them (benchmarks/gradient_check.py runs the shipped problems at 3 interior points; figures in
+    benchmarks/gradient_check_latest.json)."""
     config = ROOT / "configs" / "calibration" / "breakers_equity.toml"
     overrides = ["simulation.dtype=float64"]
     cal = problem(config, overrides).calibration
     assert cal.temperature_start == cal.temperature_end
     with jax.enable_x64(True):
-        points = gradcheck.interior_points(config, 1, overrides=overrides)
-        checks = [c for point in points
-                  for c in gradcheck.check(config, point, cal.temperature_end, paths=2000, overrides=overrides)]
+        point = gradcheck.interior_points(config, 0, overrides=overrides)[0]
+        checks = gradcheck.check(config, point, cal.temperature_end, paths=2000, overrides=overrides)
     for c in checks:
         assert c.smooth_error <= 1e-3 and c.ad_error <= 1e-3, c
-    assert all(abs(c.ad) > 1e-3 * abs(c.objective) for c in checks)  # every control matters at these points
+    assert all(abs(c.ad) > 1e-3 * abs(c.objective) for c in checks)  # every control matters there
 
 
 DEVICES_SCRIPT = """
@@ -249,12 +249,12 @@ found = []
 with jax.enable_x64(True):
     for n in (1, 2):
         f = stresslab.objective(config, paths=96, temperature=2e-3, num_devices=n)
-        g = jax.grad(f)(f.initial)
+        value, g = jax.value_and_grad(f)(f.initial)
         prob = problem(config)
         ev = evaluator(prob, paths=96, seed=0, devices=select(num_devices=n))
         lo, hi = prob.lower, prob.upper
         hard = ev.values(np.stack([lo + (hi - lo) * s for s in (0.2, 0.5, 0.7)]))
-        found.append([float(f(f.initial))] + [float(g[k]) for k in f.names] + [float(h) for h in hard])
+        found.append([float(value)] + [float(g[k]) for k in f.names] + [float(h) for h in hard])
 print(json.dumps(found))
 """
 
@@ -265,13 +265,15 @@ def test_objective_gradient_and_batches_are_identical_on_one_and_two_devices():
     paths) and dealt to the devices; one or two devices give bit-identical values and gradients."""
     config = gradient_config("sqrt")
     config["simulation"]["chunk_size"] = 32
+    config["calibration"]["parameters"] = [p for p in config["calibration"]["parameters"]
+                                           if p["name"] in ("haircuts.base", "breakers.levels.0.drop")]
     done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, json.dumps(config)], capture_output=True, text=True,
                           timeout=900, check=False,
                           env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = json.loads(done.stdout.strip().splitlines()[-1])
     assert one == two
-    assert all(np.isfinite(one)) and any(v != 0 for v in one[1:6])
+    assert all(np.isfinite(one)) and all(v != 0 for v in one[1:3])
 
 
 def test_a_non_finite_gradient_steps_back_then_stops_with_a_warning(monkeypatch):
