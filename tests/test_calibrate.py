@@ -302,3 +302,17 @@ def test_a_non_finite_gradient_steps_back_then_stops_with_a_warning(monkeypatch)
     gradient = result.trace.where(result.trace.phase == "gradient", drop=True)
     assert int(gradient.non_finite.sum()) == 1 + 5  # MAX_STEP_BACKS step-backs, then the stop
     assert np.isfinite(result.after.objective) and 0.0 < result.values["haircuts.base"] < 0.9
+
+
+def test_the_gradient_phase_starts_from_a_point_on_a_bound():
+    """CMA-ES can return a control exactly on its bound; the gradient phase starts just inside it."""
+    from tqdm import tqdm
+
+    from stresslab.calibrate import loop
+
+    prob = problem(haircut_threshold_config(iterations=2))
+    with precision("float64"):
+        ev = evaluator(prob, paths=16, seed=0)
+        value, point = loop._gradient_phase(prob, ev, np.array([0.0]), loop._Trace(prob.names), tqdm(disable=True),
+                                            jnp.float64)
+    assert np.isfinite(value) and 0.0 <= point[0] < 0.9

@@ -35,6 +35,8 @@ from stresslab.engine.runner import precision
 BOOTSTRAP = 400
 """Bootstrap resamples of the held-out paths for the confidence interval."""
 CONFIDENCE = 0.95
+EDGE = 1e-6
+"""The gradient phase starts at least this share of each range inside the bounds."""
 MAX_STEP_BACKS = 5
 """Non-finite gradient iterations in a row the gradient phase steps back from before it gives up."""
 HOLDOUT_SEED_OFFSET = 1_000_003
@@ -218,8 +220,11 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
     gradient iterate by the hard-rule objective on the training paths (all evaluated in one batched call)."""
     cal = prob.calibration
     lo, hi = jnp.asarray(prob.lower, dtype), jnp.asarray(prob.upper, dtype)
+    # CMA-ES may return a point on a bound; the bounded transform needs one strictly inside
+    span = prob.upper - prob.lower
+    inside = np.clip(start, prob.lower + EDGE * span, prob.upper - EDGE * span)
     u = jnp.asarray([parameters.to_unconstrained(float(v), a, b)
-                     for v, a, b in zip(start, prob.lower, prob.upper, strict=True)], dtype)
+                     for v, a, b in zip(inside, prob.lower, prob.upper, strict=True)], dtype)
     optimizer = _optimizer(cal.optimizer, cal.learning_rate)
     state = optimizer.init(u)
     scale, backs, iterates = 1.0, 0, []
