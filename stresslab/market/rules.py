@@ -32,7 +32,7 @@ square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 
 What is measured (``benchmarks/gradient_check.py``, docs/calibration.md): with these relaxations
 ``jax.grad`` agrees with central differences where the relaxed objective is smooth, which needs a
-temperature large enough that the relaxed cascade does not fold (breakers_equity.toml: T >= 0.005).
+temperature at which the relaxed cascade does not fold (breakers_equity.toml: T = 0.005, not 0.01 or < 0.004).
 """
 
 from __future__ import annotations
