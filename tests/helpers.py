@@ -2,7 +2,7 @@
 ones in fixtures (``run64``, ``cli``, ``cli_process``, ``config_file``).
 
 The other helper modules here are ``kernel.py`` (drives ``market_step`` directly), ``oracles.py``
-(closed-form results, VALIDATION.md) and ``synthetic.py`` (result Datasets built without a run). No
+(closed-form results, docs/validation.md) and ``synthetic.py`` (result Datasets built without a run). No
 ``test_*.py`` module imports another one: what two of them share lives in one of these.
 """
 
@@ -28,7 +28,7 @@ CONFIGS = ROOT / "configs"
 # ---------------------------------------------------------------------------------------- tolerances
 
 SIGMAS = 4.0
-"""Monte Carlo tolerance, in standard errors (VALIDATION.md)."""
+"""Monte Carlo tolerance, in standard errors (docs/validation.md)."""
 
 
 def within(estimate: float, expected: float, stderr: float, bias: float = 0.0) -> bool:

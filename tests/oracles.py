@@ -1,4 +1,4 @@
-"""Closed-form results the simulated market is checked against (VALIDATION.md)."""
+"""Closed-form results the simulated market is checked against (docs/validation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 8: money balances on every path.
+"""docs/validation.md oracle 8: money balances on every path.
 
 Traders' returned cash plus open equity plus the insurance fund equals their
 initial collateral plus the initial fund plus traders' PnL (realised and open)

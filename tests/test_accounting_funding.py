@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 8 with funding and collateral held in an asset: tests/test_accounting.py's identity
+"""docs/validation.md oracle 8 with funding and collateral held in an asset: tests/test_accounting.py's identity
 extended by funding received (funding_long + funding_short) and the collateral revaluation (collateral_pnl)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 6: the expected time to a drawdown breaker (Taylor 1975; Lehoczky 1977), and a
+"""docs/validation.md oracle 6: the expected time to a drawdown breaker (Taylor 1975; Lehoczky 1977), and a
 fixed-reference breaker firing with the first-passage probability of GBM (oracle 1)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ expected halt time (a Gaussian random walk check of the correction gives < 0.5 %
 @pytest.mark.slow
 @pytest.mark.parametrize("sigma,drop,nu", [(0.8, 0.05, 0.0), (0.5, 0.03, 4.0), (0.6, 0.04, -4.0)])
 def test_drawdown_breaker_expected_halt_time_matches_taylor(run64, sigma, drop, nu):
-    """VALIDATION.md 6. A "peak" breaker with a halt longer than the run fires once, and halted_time =
+    """docs/validation.md 6. A "peak" breaker with a halt longer than the run fires once, and halted_time =
     horizon - trigger time. ``market.drift`` is the price drift: log drift nu = drift - sigma^2 / 2.
 
     Monitoring once per step both lowers the running peak and overshoots the level, each by about
@@ -64,7 +64,7 @@ def test_drawdown_breaker_expected_halt_time_matches_taylor(run64, sigma, drop, 
 @pytest.mark.slow
 @pytest.mark.parametrize("sigma,drop", [(0.8, 0.05), (1.2, 0.1)])
 def test_fixed_reference_breaker_fires_with_first_passage_probability(run64, sigma, drop):
-    """VALIDATION.md 6: a "start" breaker fires when the price first reaches S0 (1 - drop): oracle 1."""
+    """docs/validation.md 6: a "start" breaker fires when the price first reaches S0 (1 - drop): oracle 1."""
     paths, steps = 20_000, 96
     ds = run64({"simulation": {"horizon": "1d", "dt": 86400 / steps, "record_points": 1},
                 "market": {"sigma": sigma},

@@ -1,4 +1,4 @@
-"""Circuit breakers (MODEL.md 6; VALIDATION.md oracle 7): levels fire on the first step at or beyond
+"""Circuit breakers (docs/model.md 6; docs/validation.md oracle 7): levels fire on the first step at or beyond
 them, once each, for their halt length; nothing trades in a halt while the fundamental moves; the queue
 executes at reopening (post-halt gap = queued flow over depth); price bands; volatility-scaled levels.
 Statistical oracles (drawdown and fixed-reference breakers): tests/test_breaker_oracles.py."""
@@ -67,7 +67,7 @@ def halt_market(shocks: list[dict], **extra) -> dict:
 
 @pytest.mark.parametrize("ratio", [0.5, 2.0])
 def test_post_halt_gap_is_the_queued_program_over_depth(ratio):
-    """VALIDATION.md 7: a program due inside the halt waits and executes at reopening."""
+    """docs/validation.md 7: a program due inside the halt waits and executes at reopening."""
     program = {"type": "sell_program", "start": "15min", "notional": ratio * DEPTH, "duration": "1min"}
     ds = run64(halt_market([program])).isel(path=0)
     price = ds.sample_price.isel(sample=0).values
@@ -78,7 +78,7 @@ def test_post_halt_gap_is_the_queued_program_over_depth(ratio):
 
 
 def test_a_program_running_through_a_halt_executes_its_backlog_at_reopening():
-    """MODEL.md 6 / schema Breakers: "liquidations, hedges and programs queue ... on reopening the queue
+    """docs/model.md 6 / schema Breakers: "liquidations, hedges and programs queue ... on reopening the queue
     executes at once". A program selling q per step from 5 min to 25 min: the 10 halted steps' q queue
     and go out with step 21's own q, a post-halt gap of 11 q over depth; the programme is then done
     at its scheduled end (25 min) and the total move is the whole programme over depth."""

@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 3: liquidation cascade sizes follow the Borel distribution.
+"""docs/validation.md oracle 3: liquidation cascade sizes follow the Borel distribution.
 
 Liquidation thresholds form a Poisson process with intensity ``nu`` per unit of
 log-price drop below the first one; every liquidation moves the log-price down by

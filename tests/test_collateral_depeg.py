@@ -1,4 +1,4 @@
-"""Collateral held in an asset with its own order book (MODEL.md 7-8, the October 2025 depeg): margin
+"""Collateral held in an asset with its own order book (docs/model.md 7-8, the October 2025 depeg): margin
 priced off the venue's own book ("internal") sees a dump, liquidates, and sells the seized collateral
 into that book (a loop); priced off an external index ("external") it holds the peg."""
 

@@ -1,4 +1,4 @@
-"""Defensive trading layers (MODEL.md 9): stop-loss and drawdown traders flatten inside the cascade
+"""Defensive trading layers (docs/model.md 9): stop-loss and drawdown traders flatten inside the cascade
 rounds, volatility-target and VaR-limited traders cut size, kill switches withdraw depth."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 1: liquidation probability is the first-passage probability of GBM.
+"""docs/validation.md oracle 1: liquidation probability is the first-passage probability of GBM.
 
 Impact, dealers and every other mechanism are off; the margin check runs once per
 step, so the closed form is taken with the Broadie-Glasserman-Kou barrier shift.
@@ -55,7 +55,7 @@ def test_liquidation_probability_matches_bgk_first_passage(case):
 
 
 def test_documented_example_and_discretisation_bias():
-    """VALIDATION.md: sigma 80 %/yr, 20x, m 0.5 %, 1 day: continuous 0.2753, 24 steps about 0.230."""
+    """docs/validation.md: sigma 80 %/yr, 20x, m 0.5 %, 1 day: continuous 0.2753, 24 steps about 0.230."""
     barrier = liquidation_price("long", 100.0, 20, 0.005)
     assert first_passage(100.0, barrier, 0.0, 0.8, 1 / 365) == pytest.approx(0.2753, abs=5e-4)
     estimate = run("long", 0.8, 0.0, 20, 0.005, "1d", 24)

@@ -1,4 +1,4 @@
-"""Perpetual funding (MODEL.md 5, VALIDATION.md 7 and 8): the exchange rate formula, caps, presets,
+"""Perpetual funding (docs/model.md 5, docs/validation.md 7 and 8): the exchange rate formula, caps, presets,
 zero-sum payments, exact payments in a deterministic market, and funding moving liquidation. The
 accounting identity with funding on: tests/test_accounting_funding.py."""
 

@@ -1,4 +1,4 @@
-"""Collateral haircuts (MODEL.md 7), and several venues linked by arbitrage (MODEL.md 8).
+"""Collateral haircuts (docs/model.md 7), and several venues linked by arbitrage (docs/model.md 8).
 The mark/oracle price: tests/test_oracle_mark.py; collateral held in an asset with its own book (depeg):
 tests/test_collateral_depeg.py."""
 

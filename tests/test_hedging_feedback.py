@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 2: constant-gamma dealer feedback (Frey 1998; Frey-Stremme 1997).
+"""docs/validation.md oracle 2: constant-gamma dealer feedback (Frey 1998; Frey-Stremme 1997).
 
 Linear impact, all impact permanent, no depletion or withdrawal, no positions:
 per-step return variance is multiplied by 1/(1 - phi)^2 with phi = gamma / depth

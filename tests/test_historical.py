@@ -1,4 +1,4 @@
-"""Each shipped historical scenario lands inside its VALIDATION.md band ("Real events").
+"""Each shipped historical scenario lands inside its docs/validation.md band ("Real events").
 
 Statistics are medians over 1 000 paths (seed 0) unless stated; each band is
 written in the config's header next to the facts it reproduces.

@@ -1,4 +1,4 @@
-"""VALIDATION.md oracle 5: impact and resilience (Obizhaeva-Wang 2013).
+"""docs/validation.md oracle 5: impact and resilience (Obizhaeva-Wang 2013).
 
 A block sell of notional x displaces the log-price by 0.01 x / depth on a flat
 book and by 0.01 sqrt(x / depth) on a V-shaped one; the transient part decays as

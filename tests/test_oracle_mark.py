@@ -1,4 +1,4 @@
-"""The mark price margin checks use (MODEL.md 8): the venue's last price, the index (median of the
+"""The mark price margin checks use (docs/model.md 8): the venue's last price, the index (median of the
 venues and spot), spot, or a smoothed mark; an index or spot mark protects positions from a sale on their
 own book, a smoothed mark rides out a transient dip."""
 

@@ -1,4 +1,4 @@
-"""Auto-deleveraging against the exchanges' documented examples (VALIDATION.md 7).
+"""Auto-deleveraging against the exchanges' documented examples (docs/validation.md 7).
 
 Sources (stored public pages):
 - BitMEX, "Auto-Deleveraging" (bitmex.com/app/autoDeleveraging) and its examples page
