@@ -57,7 +57,7 @@ def _reported() -> Iterator[None]:
     except distributed.PeerError as err:
         raise _Failure(str(err), USAGE_ERROR if err.usage else RUN_ERROR) from None
     except StresslabError as err:
-        raise _Failure(str(err), RUN_ERROR) from None
+        raise _Failure(str(err), err.exit_code) from None
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         raise _Failure(f"{where}{err.strerror or err}", RUN_ERROR) from None

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from stresslab.config.units import format_duration
-from stresslab.errors import StresslabError
+from stresslab.errors import RunError
 from stresslab.market.model import PROBLEMS
 
 
@@ -20,7 +20,7 @@ def report(per_path: dict[str, np.ndarray], scenario: int, dt_seconds: float, on
     """Raise (``on_error="raise"``) or warn for each problem recorded in a scenario's paths.
 
     Raises:
-        StresslabError: a problem that makes the numbers untrustworthy, when on_error is "raise".
+        RunError: a problem that makes the numbers untrustworthy, when on_error is "raise".
     """
     for problem in PROBLEMS:
         recorded = per_path[problem.output]
@@ -35,5 +35,5 @@ def report(per_path: dict[str, np.ndarray], scenario: int, dt_seconds: float, on
             message = (f"scenario {scenario}, {problem.mechanism}: {problem.message} on {hit.mean():.2%} of paths, "
                        f"first at step {first} (t = {format_duration((first + 1) * dt_seconds)}); {problem.advice}")
         if problem.fatal and on_error == "raise":
-            raise StresslabError(message)
+            raise RunError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)

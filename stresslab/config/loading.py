@@ -20,10 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stresslab.config.schema import Config
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the field and what is allowed."""
+from stresslab.errors import ConfigError
 
 
 @dataclass(frozen=True)

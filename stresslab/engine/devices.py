@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from stresslab.engine.scan import simulate_chunk
+from stresslab.errors import SettingError
 from stresslab.market.model import Params, Static
 
 PLATFORMS = ("cpu", "gpu")
@@ -62,19 +63,6 @@ def use_cpu_cores() -> int | None:
         return None
     return count
 
-
-class SettingError(ValueError):
-    """A run setting (device, device count, process layout) that cannot be honoured.
-
-    Attributes:
-        setting: the parameter's name (``device``, ``num_devices``, ``coordinator``, ...).
-        reason: what is wrong and what is allowed.
-    """
-
-    def __init__(self, setting: str, reason: str) -> None:
-        super().__init__(f"{setting}: {reason}")
-        self.setting = setting
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import jax
 from stresslab.config.loading import ConfigError
 from stresslab.engine.devices import SettingError
 from stresslab.engine.runner import LANE_PAD
-from stresslab.errors import StresslabError
+from stresslab.errors import PeerError, RunError
 
 SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
 """What JAX reads to set up a run under SLURM (``srun``): it joins the step's tasks when all are set."""
@@ -50,17 +50,6 @@ class Cluster:
         return self.process == 0
 
 
-class PeerError(StresslabError):
-    """Another process of the run failed; the message is its own.
-
-    Attributes:
-        usage: the failure was a usage problem (a bad config, an output in the way).
-    """
-
-    def __init__(self, message: str, *, usage: bool) -> None:
-        super().__init__(message)
-        self.usage = usage
-
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> Cluster:
@@ -82,7 +71,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 
     Raises:
         SettingError: a value out of range, or one missing outside SLURM.
-        StresslabError: the coordinator could not be reached.
+        RunError: the coordinator could not be reached.
     """
     if jax.distributed.is_initialized():
         return current()
@@ -97,7 +86,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         jax.distributed.initialize(**settings)
     except (RuntimeError, ValueError) as err:
         where = coordinator or "from SLURM"
-        raise StresslabError(f"could not join the multi-process run (coordinator {where}): {err}") from None
+        raise RunError(f"could not join the multi-process run (coordinator {where}): {err}") from None
     return current()
 
 
@@ -219,7 +208,7 @@ class Messages:
                 return json.loads(_client().blocking_key_value_get(key, POLL_MS))
             except jax.errors.JaxRuntimeError as err:
                 if "DEADLINE_EXCEEDED" not in str(err):
-                    raise StresslabError(f"lost contact with the processes of the run: {err}") from None
+                    raise RunError(f"lost contact with the processes of the run: {err}") from None
 
     def gather(self, step: str, processes: range | None = None) -> list[dict[str, object]]:
         """The messages of ``step`` from ``processes`` (default: all), in order."""

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from stresslab.errors import CheckpointError
+
 FINGERPRINT = "run.json"
 
-
-class CheckpointError(FileExistsError):
-    """A partial run is in the way, or does not match the run being resumed."""
 
 
 class Checkpoint:

@@ -49,6 +49,8 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from stresslab.errors import MissingVariableError
+
 PATH_DIM = "path"
 SCENARIO_DIM = "scenario"
 SUMMARY_LEVELS = (0.95, 0.99)
@@ -70,17 +72,6 @@ HALT_QUANTILES = (0.5, 0.95, 0.99)
 Data = xr.DataArray | xr.Dataset
 Kernel = Callable[[np.ndarray], np.ndarray]
 
-
-class MissingVariableError(KeyError, ValueError):
-    """A metric or figure needs a data variable that the Dataset lacks.
-
-    Both a ``KeyError`` (as for a missing key of a Dataset) and a ``ValueError`` (the
-    Dataset given is not one the call can use); the message names what is missing and
-    the per-path variables there are.
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def require(ds: xr.Dataset, *names: str, purpose: str | None = None) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from stresslab.errors import ResultError
 from stresslab.io import store
 from stresslab.market.model import SERIES, output
 from stresslab.metrics import tail
@@ -39,9 +40,6 @@ OPTIONAL = tail.HALT_VARIABLES
 PROVENANCE = ("seed", "paths", "swept", "stresslab_version", "jax_version", "backend", "device_count", "git_commit")
 """Dataset attributes listed as the run's provenance (the resolved ``config`` is shown in full after them)."""
 
-
-class ResultError(ValueError):
-    """A path that does not hold a readable stresslab result."""
 
 
 @dataclass(frozen=True)
