@@ -24,13 +24,13 @@ import tomli_w
 import xarray as xr
 from tqdm import tqdm
 
-from stresslab import __version__
 from stresslab.calibrate import parameters
 from stresslab.calibrate.objective import Group, Problem, evaluator, parts, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.devices import Devices, select
 from stresslab.engine.runner import precision
+from stresslab.version import __version__
 
 BOOTSTRAP = 400
 """Bootstrap resamples of the held-out paths for the confidence interval."""
