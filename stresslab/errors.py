@@ -81,3 +81,7 @@ class PeerError(StresslabError):
         super().__init__(message)
         self.usage = usage
         self.exit_code = USAGE if usage else FAILED_RUN
+
+
+class DataError(UsageError, ValueError):
+    """A market-data file that cannot be read, or a window it does not cover."""
