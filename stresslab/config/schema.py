@@ -7,6 +7,7 @@ currency; ``liquidity.depth`` is the notional that moves price by 1 %.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
@@ -41,9 +42,14 @@ class Simulation(_Model):
     quantiles: Annotated[tuple[Fraction, ...], Field(min_length=1)] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
     keep_paths: int = Field(0, ge=0, le=10_000, description="full sample paths kept in the output")
     days_per_year: PositiveFloat = Field(365.0, description="length of the year for per-year rates")
+    start: datetime | None = Field(None, description="UTC time of the run's start (e.g. 2021-05-19T09:00:00Z; "
+                                   "without a zone it is read as UTC): puts the results on the real clock")
 
     @model_validator(mode="after")
     def _time_grid(self) -> Simulation:
+        if self.start is not None:
+            utc = self.start.replace(tzinfo=UTC) if self.start.tzinfo is None else self.start.astimezone(UTC)
+            object.__setattr__(self, "start", utc)
         if self.dt <= 0:
             raise ValueError("simulation.dt must be positive")
         if isinstance(self.chunk_size, int) and self.chunk_size < 1:

@@ -1,0 +1,151 @@
+"""Compare a scenario with a real day: the stylised facts (``stresslab.metrics.facts``) of real minute prices
+against their distribution over simulated sample paths, on the same window and the same clock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from stresslab.config.loading import ScenarioSet, load_config
+from stresslab.errors import ConfigError, DataError
+from stresslab.io import market_data
+from stresslab.metrics import facts
+
+MAX_SAMPLES = 10_000
+"""Most sample paths a comparison keeps (``simulation.keep_paths``' limit)."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Real facts against simulated ones on one window.
+
+    Attributes:
+        table: one row per fact: ``real``, simulated ``median``, ``low`` and ``high`` (5 % and 95 %), ``inside``.
+        real: the real prices of the window (dim ``time``, UTC).
+        simulated: the simulated sample prices on the same window (dims ``sample``, ``time``, UTC).
+        result: the full simulated Dataset.
+        start: the window's start (UTC); minutes: its length.
+    """
+
+    table: pd.DataFrame
+    real: xr.DataArray
+    simulated: xr.DataArray
+    result: xr.Dataset
+    start: pd.Timestamp
+    minutes: int
+
+
+def _window(scenarios: ScenarioSet, data: str | os.PathLike[str], start: str | None) -> tuple[pd.Timestamp, int]:
+    """The comparison window: from the config's ``simulation.start`` (or ``start``) for the config's horizon, cut
+    to what the data cover."""
+    sim = scenarios.scenarios[0].simulation
+    if start is not None:
+        begin = pd.Timestamp(start)
+        begin = begin.tz_convert(None) if begin.tzinfo else begin
+    elif sim.start is not None:
+        begin = pd.Timestamp(sim.start).tz_convert(None)
+    else:
+        raise ConfigError("simulation.start: compare needs the UTC time the scenario starts at; give "
+                          "simulation.start in the config (e.g. start = 2021-05-19T09:00:00Z) or --start")
+    if abs(sim.dt - 60.0) > 1e-9:
+        raise ConfigError(f"simulation.dt: compare needs 1-minute steps, like the real bars (got {sim.dt:g} s)")
+    bars = market_data.read_bars(data)
+    covered = len(bars.loc[begin: begin + pd.Timedelta(minutes=sim.n_steps - 1)])
+    if covered == 0 or bars.loc[begin:].index[0] != begin:
+        raise DataError(f"--data {data}: the scenario starts at {begin} (UTC), which the file does not cover "
+                        f"({bars.index[0]} to {bars.index[-1] + pd.Timedelta(minutes=1)})")
+    return begin, covered
+
+
+def compare(config, data: str | os.PathLike[str], *, paths: int = 1000, seed: int | None = None,
+            overrides: Iterable[str] = (), start: str | None = None, progress: bool = False) -> Comparison:
+    """Simulate ``paths`` sample paths of a one-scenario config and compare their facts with real minute data.
+
+    Args:
+        config: a config (path, dict or loaded) with one scenario, 1-minute steps and ``simulation.start``.
+        data: a shipped day (``"2021-05-19"``) or a CSV of 1-minute bars (``stresslab.io.market_data``).
+        paths: simulated paths, all kept as sample paths (at most 10 000).
+        seed: random seed (default ``simulation.seed``).
+        overrides: ``"a.b=value"`` config overrides.
+        start: the window's UTC start, if the config has no ``simulation.start``.
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`Comparison`; the window is the config's horizon, cut to the minutes the data cover.
+
+    Raises:
+        ConfigError: the config is invalid, sweeps, has no start, or has steps other than 1 minute.
+        DataError: the data cannot be read or do not cover the scenario's start.
+    """
+    from stresslab.api import simulate
+
+    if not 1 <= paths <= MAX_SAMPLES:
+        raise ConfigError(f"paths: compare keeps every path as a sample path: 1 to {MAX_SAMPLES} (got {paths})")
+    scenarios = load_config(config, overrides)
+    if len(scenarios.scenarios) != 1:
+        raise ConfigError(f"compare needs one scenario; this config sweeps {', '.join(scenarios.axes)}: "
+                          "fix each swept field with --set")
+    steps = scenarios.scenarios[0].simulation.n_steps
+    settings = [f"simulation.paths={paths}", f"simulation.keep_paths={paths}", f"simulation.record_points={steps}"]
+    if seed is not None:
+        settings.append(f"simulation.seed={seed}")
+    scenarios = load_config(scenarios, settings)
+    begin, minutes = _window(scenarios, data, start)
+    result = simulate(scenarios, progress=progress, on_error="warn")
+    real = market_data.prices(data, begin, minutes)
+    clock = begin.to_datetime64() + result["time"].values
+    simulated = (result["sample_price"].isel(scenario=0, time=slice(0, minutes + 1))
+                 .assign_coords(time=clock[: minutes + 1]))
+    table = facts.compare(facts.facts(real), facts.facts(simulated))
+    return Comparison(table, real, simulated, result, begin, minutes)
+
+
+def format_table(comparison: Comparison) -> str:
+    """The comparison as aligned text: real, then the simulated median and 5–95 % band; ✗ marks a real value outside
+    the band."""
+    shown = {fact.name: fact for fact in facts.FACTS}
+    rows = []
+    for name, row in comparison.table.iterrows():
+        fact = shown[name]
+        fmt = {"percent": lambda v: f"{100 * v:.1f}%", "minutes": lambda v: f"{v / 60:.0f} min",
+               "number": lambda v: f"{v:.2f}"}[fact.display]
+        value = "-" if not np.isfinite(row.real) else fmt(row.real)
+        band = f"{fmt(row['median'])} ({fmt(row.low)} to {fmt(row.high)})"
+        rows.append((fact.long_name, value, band, "" if row.inside else "✗"))
+    width = max(len(r[0]) for r in rows)
+    header = (f"{comparison.start:%Y-%m-%d %H:%M} UTC + {comparison.minutes} min; real, then simulated median "
+              f"(5-95 %) over {comparison.simulated.sizes['sample']} paths; ✗: real outside the band")
+    lines = [header] + [f"{name:<{width}}  {real:>10}  {band:<36}{mark}" for name, real, band, mark in rows]
+    inside = int(comparison.table.inside.sum())
+    lines.append(f"{inside} of {len(rows)} facts inside the simulated 5-95 % band")
+    return "\n".join(lines)
+
+
+def plot(comparison: Comparison, path: str | os.PathLike[str] | None = None):
+    """The real path over the simulated fan (5–95 % and 25–75 % bands, median), on the UTC clock; saved as PNG
+    when ``path`` is given. Returns the Matplotlib figure."""
+    from matplotlib.figure import Figure
+
+    sim = comparison.simulated
+    q = sim.quantile([0.05, 0.25, 0.5, 0.75, 0.95], dim="sample").values
+    time = sim["time"].values
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.fill_between(time, q[0], q[4], color="tab:blue", alpha=0.15, lw=0, label="simulated 5-95 %")
+    ax.fill_between(time, q[1], q[3], color="tab:blue", alpha=0.3, lw=0, label="simulated 25-75 %")
+    ax.plot(time, q[2], color="tab:blue", lw=1, label="simulated median")
+    ax.plot(comparison.real["time"].values, comparison.real.values, color="black", lw=1.2, label="real")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("price")
+    ax.set_title(f"real against simulated, from {comparison.start:%Y-%m-%d %H:%M} UTC")
+    ax.legend(loc="best", fontsize="small")
+    fig.autofmt_xdate()
+    if path is not None:
+        fig.savefig(Path(path), dpi=120)
+    return fig
