@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import cma
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +23,7 @@ import tomli_w
 import xarray as xr
 from tqdm import tqdm
 
-from stresslab.calibrate import parameters
+from stresslab.calibrate import cmaes, parameters
 from stresslab.calibrate.objective import Group, Problem, evaluator, parts, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
@@ -177,38 +176,20 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
                              _calibrated_config(config, overrides, values_out), scenarios)
 
 
-def _finite_or_worst(values: np.ndarray) -> np.ndarray:
-    """Non-finite objectives ranked worst (above every finite one), so CMA-ES moves away from them."""
-    finite = np.isfinite(values)
-    worst = (np.max(np.abs(values[finite])) * 2 + 1) if finite.any() else 1.0
-    return np.where(finite, values, worst)
-
-
 def _global_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:
     """CMA-ES on the hard-rule objective, in the box scaled to [0, 1] per control; returns (best, its values)."""
     cal = prob.calibration
-    span = prob.upper - prob.lower
-    options = {"bounds": [0.0, 1.0], "seed": prob.config.simulation.seed + 1, "verbose": -9}
-    if cal.population is not None:
-        options["popsize"] = cal.population
-    d = len(prob.names)
-    # pycma needs two dimensions at least: a single control gets an ignored second coordinate
-    x0 = np.concatenate([(start - prob.lower) / span, np.full(max(0, 2 - d), 0.5)])
-    es = cma.CMAEvolutionStrategy(list(x0), cal.sigma, options)
-    best = (np.inf, start)
-    for _ in range(cal.generations):
-        unit = np.clip(np.asarray(es.ask()), 0.0, 1.0)
-        candidates = prob.lower + span * unit[:, :d]
-        values = ev.values(jnp.asarray(candidates, dtype))
-        es.tell(list(unit), list(_finite_or_worst(values)))
-        i = int(np.argmin(_finite_or_worst(values)))
-        if values[i] < best[0]:
-            best = (float(values[i]), candidates[i])
+
+    def record(candidates: np.ndarray, values: np.ndarray) -> None:
+        i = int(np.argmin(cmaes.finite_or_worst(values)))
         trace.add("global", candidates[i], values[i], values[i], np.nan, np.nan, ev.paths * len(candidates),
                   np.count_nonzero(~np.isfinite(values)))
-        bar.set_postfix(phase="global", objective=f"{best[0]:.4g}")
+        bar.set_postfix(phase="global", objective=f"{np.nanmin(values):.4g}")
         bar.update(1)
-    return best
+
+    return cmaes.minimise(lambda candidates: ev.values(jnp.asarray(candidates, dtype)), prob.lower, prob.upper,
+                          start, generations=cal.generations, sigma=cal.sigma, seed=prob.config.simulation.seed + 1,
+                          population=cal.population, on_generation=record)
 
 
 def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:
@@ -262,7 +243,7 @@ def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dt
     points = np.stack([v for _, v in iterates] + [np.asarray(parameters.to_bounded(u, lo, hi), np.float64)])
     hard = ev.values(jnp.asarray(points, dtype))
     trace.hard_gradient(hard[:-1], ev.paths * len(points))
-    hard = _finite_or_worst(hard)
+    hard = cmaes.finite_or_worst(hard)
     i = int(np.argmin(hard))
     return float(hard[i]), points[i]
 

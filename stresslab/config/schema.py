@@ -533,6 +533,59 @@ class Calibration(_Model):
         return self
 
 
+FIT_FACTS = ("drawdown_from_start", "peak_to_trough_time", "retrace_1h", "retrace_end", "end_return",
+             "largest_fall_1min", "largest_fall_5min")
+"""The facts ``stresslab fit`` matches by default: the shape of a crash day (see ``stresslab.metrics.facts``)."""
+
+
+class FittedParameter(_Model):
+    """A scenario field to fit, by its config path (``market.shocks.0.size``, ``liquidity.depth``), between
+    ``lower`` and ``upper`` (durations with units or seconds, as the field takes them)."""
+
+    name: str = Field(pattern=r"^[a-z_]+(\.([a-z_]+|[0-9]+))+$")
+    lower: float | Duration
+    upper: float | Duration
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FittedParameter:
+        if not self.lower < self.upper:
+            raise ValueError(f"{self.name}: lower must be below upper")
+        if self.name.split(".")[0] in ("simulation", "fit", "calibration"):
+            raise ValueError(f"{self.name}: only scenario fields can be fitted (not simulation, fit or calibration)")
+        return self
+
+
+class Fit(_Model):
+    """``stresslab fit``: scenario fields fitted to real minute prices by the method of simulated moments.
+
+    The distance is the mean over ``facts`` of ``((real - simulated median) / scale)^2``, with ``scale`` the
+    simulated spread (5-95 % range / 3.29) or the fact's tolerance, whichever is larger; CMA-ES minimises it over
+    the parameters' boxes on ``paths`` paths with common random numbers.
+    """
+
+    data: str = Field(description="a shipped day (2020-03-12, 2021-05-19, 2025-10-10) or a CSV of 1-minute bars")
+    parameters: Annotated[tuple[FittedParameter, ...], Field(min_length=1, max_length=32)]
+    facts: Annotated[tuple[str, ...], Field(min_length=1)] = FIT_FACTS
+    paths: int = Field(200, ge=16, le=10_000, description="paths per candidate (common random numbers)")
+    generations: int = Field(20, ge=1, le=10_000, description="CMA-ES generations")
+    population: int | None = Field(None, ge=2, le=10_000,
+                                   description="candidates per generation (default 4 + 3 ln(parameters))")
+    sigma: Annotated[float, Field(gt=0, le=1)] = Field(0.3, description="initial step, a share of each range")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Fit:
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError("fit.parameters: each name at most once")
+        from stresslab.metrics.facts import FACTS
+
+        known = [fact.name for fact in FACTS]
+        unknown = [name for name in self.facts if name not in known]
+        if unknown:
+            raise ValueError(f"fit.facts: unknown {unknown}; allowed: {', '.join(known)}")
+        return self
+
+
 class Config(_Model):
     """A complete, validated stress scenario (one point of a sweep)."""
 
@@ -554,6 +607,7 @@ class Config(_Model):
     defensive: tuple[Defensive, ...] = ()
     momentum: Momentum = Momentum()
     calibration: Calibration | None = None
+    fit: Fit | None = None
 
     @property
     def venue_names(self) -> list[str]:
