@@ -3,16 +3,23 @@ against their distribution over simulated sample paths, on the same window and t
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomli_w
 import xarray as xr
+from tqdm.auto import tqdm
 
+from stresslab.calibrate import cmaes
+from stresslab.calibrate.parameters import set_in_config
 from stresslab.config.loading import ScenarioSet, load_config
+from stresslab.config.units import parse_duration
 from stresslab.errors import ConfigError, DataError
 from stresslab.io import market_data
 from stresslab.metrics import facts
@@ -149,3 +156,137 @@ def plot(comparison: Comparison, path: str | os.PathLike[str] | None = None):
     if path is not None:
         fig.savefig(Path(path), dpi=120)
     return fig
+
+
+def distance(real: xr.Dataset, simulated: xr.Dataset, names: Iterable[str], *, dim: str = "sample") -> float:
+    """The fit's distance: the mean over the facts ``names`` of ``((real - simulated median) / tolerance)^2``
+    (``Fact.tolerance``); paths where a fact is NaN are left out, and a fact NaN on every path gives ``inf``."""
+    tolerance = {fact.name: fact.tolerance for fact in facts.FACTS}
+    misses = []
+    for name in names:
+        sim = np.asarray(simulated[name].values, np.float64)
+        sim = sim[np.isfinite(sim)]
+        value = float(real[name])
+        if not np.isfinite(value):
+            continue
+        misses.append(((value - np.median(sim)) / tolerance[name]) ** 2 if sim.size else np.inf)
+    return float(np.mean(misses)) if misses else np.inf
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``stresslab fit`` found.
+
+    Attributes:
+        values, initial: fitted and starting value of each parameter (durations in seconds).
+        before, after: the comparison at the starting and the fitted values.
+        distance_before, distance_after: the fit's distance there.
+        trace: one row per generation: the best candidate's values and distance, and the generation's best.
+        config: the fitted config (resolved, as ``stresslab run`` accepts it).
+    """
+
+    values: dict[str, float]
+    initial: dict[str, float]
+    before: Comparison
+    after: Comparison
+    distance_before: float
+    distance_after: float
+    trace: pd.DataFrame
+    config: dict
+
+    def to_toml(self, command: str | None = None) -> str:
+        """The fitted config as TOML, headed by the command that produced it and the fit's figures."""
+        header = [f"# fitted by: {command}" if command else "# fitted by stresslab.historical.fit",
+                  f"# distance {self.distance_before:.4g} -> {self.distance_after:.4g}; facts inside the "
+                  f"simulated 5-95 % band: {int(self.before.table.inside.sum())} -> "
+                  f"{int(self.after.table.inside.sum())} of {len(self.after.table)}"]
+        header += [f"#   {name} = {self.values[name]:.6g} (from {self.initial[name]:.6g})" for name in self.values]
+        return "\n".join(header) + "\n" + tomli_w.dumps(self.config)
+
+
+def _path_value(raw: dict, name: str) -> float:
+    node = raw
+    for part in name.split("."):
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ConfigError(f"fit.parameters: {name} is not in the config; give it a value to start from") from None
+    try:
+        if isinstance(node, str):
+            return parse_duration(node)  # durations are kept with their units in a resolved config
+        if not isinstance(node, bool) and isinstance(node, int | float):
+            return float(node)
+    except ValueError:
+        pass
+    raise ConfigError(f"fit.parameters: {name} is {node!r}, not a number or a duration")
+
+
+def _with_values(raw: dict, names: list[str], values: np.ndarray) -> dict:
+    out = copy.deepcopy(raw)
+    for name, value in zip(names, values, strict=True):
+        set_in_config(out, name, float(value))
+    return out
+
+
+def fit(config, *, overrides: Iterable[str] = (), progress: bool = False) -> FitResult:
+    """Fit a scenario's ``[fit]`` parameters to real minute prices (the method of simulated moments).
+
+    CMA-ES (``stresslab.calibrate.cmaes``) minimises :func:`distance` between the real facts of ``fit.data`` and the
+    median facts of ``fit.paths`` simulated paths, over the parameters' boxes, with common random numbers (the
+    config's seed for every candidate). The window is the config's horizon from ``simulation.start``.
+
+    Raises:
+        ConfigError: no ``[fit]`` section, a sweep, a parameter the config lacks, or a config ``compare`` refuses.
+        DataError: the data cannot be read or do not cover the scenario.
+    """
+    scenarios = load_config(config, overrides)
+    scenario = scenarios.scenarios[0]
+    spec = scenario.fit
+    if spec is None:
+        raise ConfigError("fit: the config has no [fit] section (data, parameters; see docs/fitting.md)")
+    if len(scenarios.scenarios) != 1:
+        raise ConfigError(f"fit needs one scenario; this config sweeps {', '.join(scenarios.axes)}")
+    raw = scenarios.resolved
+    names = [p.name for p in spec.parameters]
+    lower = np.array([p.lower for p in spec.parameters])
+    upper = np.array([p.upper for p in spec.parameters])
+    initial = np.array([_path_value(raw, name) for name in names])
+    outside = [f"{n} = {v:g} (box {lo:g} to {hi:g})" for n, v, lo, hi in zip(names, initial, lower, upper, strict=True)
+               if not lo <= v <= hi]
+    if outside:
+        raise ConfigError(f"fit.parameters: the config's value is outside the box: {'; '.join(outside)}")
+    real = None
+
+    def run(values: np.ndarray) -> tuple[Comparison, float]:
+        nonlocal real
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            comparison = compare(_with_values(raw, names, values), spec.data, paths=spec.paths)
+        if real is None:
+            real = facts.facts(comparison.real)
+        return comparison, distance(real, facts.facts(comparison.simulated), spec.facts)
+
+    generations = []
+    with tqdm(total=spec.generations + 2, disable=not progress, desc="fitting", unit="generation") as bar:
+        before, distance_before = run(initial)
+        bar.update(1)
+
+        def evaluate(candidates: np.ndarray) -> np.ndarray:
+            return np.array([run(candidate)[1] for candidate in candidates])
+
+        def record(candidates: np.ndarray, values: np.ndarray) -> None:
+            i = int(np.argmin(cmaes.finite_or_worst(values)))
+            generations.append({**dict(zip(names, candidates[i], strict=True)), "distance": values[i]})
+            bar.set_postfix(distance=f"{min(g['distance'] for g in generations):.4g}")
+            bar.update(1)
+
+        best, values = cmaes.minimise(evaluate, lower, upper, initial, generations=spec.generations, sigma=spec.sigma,
+                                      seed=scenario.simulation.seed + 1, population=spec.population,
+                                      on_generation=record)
+        if not best < distance_before:
+            values = initial
+        after, distance_after = run(values)
+        bar.update(1)
+    fitted = _with_values(raw, names, values)
+    return FitResult(dict(zip(names, map(float, values), strict=True)), dict(zip(names, map(float, initial),
+                     strict=True)), before, after, distance_before, distance_after, pd.DataFrame(generations), fitted)

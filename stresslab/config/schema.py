@@ -533,7 +533,7 @@ class Calibration(_Model):
         return self
 
 
-FIT_FACTS = ("drawdown_from_start", "peak_to_trough_time", "retrace_1h", "retrace_end", "end_return",
+FIT_FACTS = ("drawdown_from_start", "peak_to_trough_time", "trough_time", "retrace_1h", "retrace_end", "end_return",
              "largest_fall_1min", "largest_fall_5min")
 """The facts ``stresslab fit`` matches by default: the shape of a crash day (see ``stresslab.metrics.facts``)."""
 

@@ -11,6 +11,7 @@ The facts (all fractions unless said otherwise; returns are simple returns, ``p_
 - ``max_drawdown``: ``max_t (1 - p_t / max_{s <= t} p_s)``, the largest fall from a running peak.
 - ``peak_to_trough_time`` (s): from that peak (the last time before the trough that the price stood at it) to the
   trough (the first time the largest drawdown is reached).
+- ``trough_time`` (s): from the window's start to that trough (when the low came, on the real clock).
 - ``retrace_1h``: the share of that fall regained one hour after the trough,
   ``(p(trough + 1 h) - p_trough) / (p_peak - p_trough)``, taken at the window's end if that comes sooner;
   NaN when the price never fell.
@@ -40,29 +41,32 @@ HOUR = 3600.0
 
 @dataclass(frozen=True)
 class Fact:
-    """One stylised fact: its variable ``name``, ``units``, a ``long_name`` and how it is shown (``display``:
-    "percent" for fractions, "minutes" for durations, "number" otherwise)."""
+    """One stylised fact: its variable ``name``, ``units``, a ``long_name``, how it is shown (``display``:
+    "percent" for fractions, "minutes" for durations, "number" otherwise) and the ``tolerance`` a fit aims for
+    (in ``units``: ``stresslab fit`` weighs each fact's miss by it)."""
 
     name: str
     units: str
     long_name: str
-    display: str = "percent"
+    display: str
+    tolerance: float
 
 
 FACTS: tuple[Fact, ...] = (
-    Fact("drawdown_from_start", "1", "drawdown from the start price"),
-    Fact("max_drawdown", "1", "largest fall from a running peak"),
-    Fact("peak_to_trough_time", "s", "time from the peak to the trough of the largest fall", "minutes"),
-    Fact("retrace_1h", "1", "share of the fall regained 1 h after the trough", "number"),
-    Fact("retrace_end", "1", "share of the fall regained at the window's end", "number"),
-    Fact("end_return", "1", "end price over start price, minus 1"),
-    Fact("largest_fall_1min", "1", "largest 1-minute fall"),
-    Fact("largest_fall_5min", "1", "largest 5-minute fall"),
-    Fact("realized_vol", "year-1/2", "realised volatility of the window", "number"),
-    Fact("max_hourly_vol", "year-1/2", "highest realised volatility over one hour", "number"),
-    Fact("return_p01", "1", "1 % quantile of 1-minute log returns"),
-    Fact("return_p99", "1", "99 % quantile of 1-minute log returns"),
-    Fact("excess_kurtosis", "1", "excess kurtosis of 1-minute log returns", "number"),
+    Fact("drawdown_from_start", "1", "drawdown from the start price", "percent", 0.01),
+    Fact("max_drawdown", "1", "largest fall from a running peak", "percent", 0.01),
+    Fact("peak_to_trough_time", "s", "time from the peak to the trough of the largest fall", "minutes", 600.0),
+    Fact("trough_time", "s", "time from the window's start to the trough of the largest fall", "minutes", 600.0),
+    Fact("retrace_1h", "1", "share of the fall regained 1 h after the trough", "number", 0.05),
+    Fact("retrace_end", "1", "share of the fall regained at the window's end", "number", 0.05),
+    Fact("end_return", "1", "end price over start price, minus 1", "percent", 0.01),
+    Fact("largest_fall_1min", "1", "largest 1-minute fall", "percent", 0.005),
+    Fact("largest_fall_5min", "1", "largest 5-minute fall", "percent", 0.01),
+    Fact("realized_vol", "year-1/2", "realised volatility of the window", "number", 0.25),
+    Fact("max_hourly_vol", "year-1/2", "highest realised volatility over one hour", "number", 0.5),
+    Fact("return_p01", "1", "1 % quantile of 1-minute log returns", "percent", 0.001),
+    Fact("return_p99", "1", "99 % quantile of 1-minute log returns", "percent", 0.001),
+    Fact("excess_kurtosis", "1", "excess kurtosis of 1-minute log returns", "number", 2.0),
 )
 """Every fact :func:`facts` computes, in order."""
 
@@ -130,6 +134,7 @@ def _facts(p: np.ndarray, spacing: float, days_per_year: float) -> dict[str, np.
         "drawdown_from_start": 1.0 - p.min(axis=-1) / p[..., 0],
         "max_drawdown": np.take_along_axis(drawdown, trough, -1)[..., 0],
         "peak_to_trough_time": (trough - peak)[..., 0] * spacing,
+        "trough_time": trough[..., 0] * spacing,
         "retrace_1h": retrace_1h,
         "retrace_end": retrace_end,
         "end_return": p[..., -1] / p[..., 0] - 1.0,
