@@ -243,7 +243,7 @@ def fit(config, *, overrides: Iterable[str] = (), progress: bool = False) -> Fit
     scenario = scenarios.scenarios[0]
     spec = scenario.fit
     if spec is None:
-        raise ConfigError("fit: the config has no [fit] section (data, parameters; see docs/fitting.md)")
+        raise ConfigError("fit: the config has no [fit] section (data, parameters; see docs/historical.md)")
     if len(scenarios.scenarios) != 1:
         raise ConfigError(f"fit needs one scenario; this config sweeps {', '.join(scenarios.axes)}")
     raw = scenarios.resolved
