@@ -14,6 +14,7 @@ from click.testing import Result
 from helpers import Cli, CliProcess
 
 import stresslab
+import stresslab.api
 import stresslab.cli
 
 PATHS = 200
@@ -140,7 +141,7 @@ def test_runtime_problem_exits_1_with_one_line(cli: Cli, config: Path, monkeypat
     def unstable(*_: object, **__: object) -> None:
         raise stresslab.StresslabError("scenario 0: hedging feedback became unstable")
 
-    monkeypatch.setattr(stresslab.cli, "simulate", unstable)
+    monkeypatch.setattr(stresslab.api, "simulate", unstable)
     result = cli("run", config)
     assert result.exit_code == 1
     assert result.stderr == "error: scenario 0: hedging feedback became unstable\n"
@@ -148,13 +149,13 @@ def test_runtime_problem_exits_1_with_one_line(cli: Cli, config: Path, monkeypat
 
 @pytest.mark.filterwarnings("default")
 def test_warnings_are_one_line_after_the_run(cli: Cli, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = stresslab.cli.simulate
+    real = stresslab.api.simulate
 
     def warn_then_simulate(*args: object, **kwargs: object) -> xr.Dataset:
         warnings.warn("scenario 0: cascade rounds exhausted", RuntimeWarning, stacklevel=2)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(stresslab.cli, "simulate", warn_then_simulate)
+    monkeypatch.setattr(stresslab.api, "simulate", warn_then_simulate)
     result = cli("run", config)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1] == "warning: scenario 0: cascade rounds exhausted"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -27,13 +28,14 @@ from stresslab.config.loading import ConfigError
 from stresslab.engine.devices import SettingError
 from stresslab.engine.runner import LANE_PAD
 from stresslab.errors import StresslabError
+from stresslab.io.targets import OutputError, Remedy, explain, python_keyword
 
 SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
 """What JAX reads to set up a run under SLURM (``srun``): it joins the step's tasks when all are set."""
 POLL_MS = 1_000
 """While waiting for another process, how often to look for a failure elsewhere, ms (waits are unbounded)."""
 MAX_PORT = 65535
-USAGE_ERRORS = (ConfigError, FileExistsError, SettingError)
+USAGE_ERRORS = (ConfigError, FileExistsError, OutputError, SettingError)
 """Failures that are the caller's to fix (the command line exits with 2 on every process)."""
 
 
@@ -57,9 +59,15 @@ class PeerError(StresslabError):
         usage: the failure was a usage problem (a bad config, an output in the way).
     """
 
-    def __init__(self, message: str, *, usage: bool) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, usage: bool, remedies: Sequence[Remedy] = ()) -> None:
+        self.problem = message
+        self.remedies = tuple(tuple(remedy) for remedy in remedies)
+        super().__init__(explain(message, self.remedies, python_keyword))
         self.usage = usage
+
+    def explain(self, spell: Callable[[str], str]) -> str:
+        """The message with each argument that would clear the failure written by ``spell`` (e.g. ``--overwrite``)."""
+        return explain(self.problem, self.remedies, spell)
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -191,7 +199,10 @@ class Messages:
             return
         usage = isinstance(failure, USAGE_ERRORS) or getattr(failure, "usage", False)
         text = "interrupted" if isinstance(failure, KeyboardInterrupt) else str(failure) or type(failure).__name__
-        message = {"process": self.cluster.process, "usage": bool(usage), "message": text}
+        remedies = getattr(failure, "remedies", ())
+        if remedies:  # the others spell the arguments that clear it as their caller does
+            text = failure.problem
+        message = {"process": self.cluster.process, "usage": bool(usage), "message": text, "remedies": remedies}
         try:
             _client().key_value_set(f"{self.prefix}/abort", json.dumps(message))
         except jax.errors.JaxRuntimeError:
@@ -206,7 +217,8 @@ class Messages:
         except jax.errors.JaxRuntimeError:
             return  # not found: nobody failed
         if message["process"] != self.cluster.process:
-            raise PeerError(f"process {message['process']}: {message['message']}", usage=message["usage"])
+            raise PeerError(f"process {message['process']}: {message['message']}", usage=message["usage"],
+                            remedies=message.get("remedies", ()))
 
     def receive(self, step: str, process: int) -> dict[str, object]:
         """Wait until ``process`` got through ``step``; its message. Raises ``PeerError`` if a process failed."""
