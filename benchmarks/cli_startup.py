@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(args: list[str], repeat: int) -> dict[str, object]:
     """Median wall time (s) and peak RSS (MiB) of ``python -m stresslab.cli ARGS`` over ``repeat`` fresh runs."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {**os.environ, "PYTHONPATH": path}
     times, peaks = [], []
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

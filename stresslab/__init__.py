@@ -33,7 +33,8 @@ _PUBLIC = {
 ACCESSOR = "stresslab.metrics.accessor"
 """Registers ``ds.stress`` on xarray Datasets."""
 
-__all__ = [*sorted(_PUBLIC), "__version__"]
+__all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "load_config",
+           "objective", "run_to", "simulate", "simulate_distributed", "use_cpu_cores", "__version__"]
 
 if TYPE_CHECKING:
     from stresslab.api import RunSettings, run_to, simulate, simulate_distributed

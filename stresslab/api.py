@@ -28,12 +28,12 @@ from stresslab.engine import devices as device_choice
 from stresslab.engine import distributed
 from stresslab.engine.runner import ScenarioResult, precision, run_paths, run_scenario
 from stresslab.engine.scan import simulate_chunk
-from stresslab.progress import progress_bar
 from stresslab.io import store, targets
 from stresslab.io.checkpoint import Checkpoint, partial_dir
 from stresslab.io.dataset import assemble
 from stresslab.market.model import Static, build
 from stresslab.metrics import accessor as _accessor  # noqa: F401  (results carry ds.stress)
+from stresslab.progress import progress_bar
 
 STAGING = "paths"
 """Name of the shared store of a multi-process run, inside the output's ``.partial`` directory."""
@@ -78,7 +78,8 @@ class RunSettings:
             validate(scenario.model_copy(update={"simulation": scenario.simulation.model_copy(update=changes)})
                      .model_dump(mode="json", exclude_none=True))
             for scenario in scenarios.scenarios)
-        resolved = {**scenarios.resolved, "simulation": updated[0].model_dump(mode="json", exclude_none=True)["simulation"]}
+        simulation = updated[0].model_dump(mode="json", exclude_none=True)["simulation"]
+        resolved = {**scenarios.resolved, "simulation": simulation}
         return dataclasses.replace(scenarios, scenarios=updated, resolved=resolved)
 
 

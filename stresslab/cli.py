@@ -173,7 +173,8 @@ def main() -> None:
 @click.option("--chunk-size", type=int,
               help="Paths per chunk (default: simulation.chunk_size); results do not depend on it.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
-              help="Write the results here: a netCDF file if it ends in .nc, else a Zarr directory (.zarr or no suffix).")
+              help="Write the results here: a netCDF file if it ends in .nc, else a Zarr directory "
+                   "(.zarr or no suffix).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, and start over an unfinished run of it.")
 @click.option("--on-error", type=click.Choice(["raise", "warn"]), default="raise", show_default=True,
               help="When the kernel records untrustworthy numbers (unstable feedback, an exhausted book, NaN): "
