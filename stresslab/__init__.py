@@ -45,7 +45,18 @@ if TYPE_CHECKING:
     from stresslab.errors import StresslabError
 
 
+SUBMODULES = ("api", "config", "engine", "errors", "io", "market", "metrics", "progress", "report", "shipped",
+              "status")
+"""Reachable as attributes once ``stresslab`` is imported (``stresslab.io.store.read``), as when they were eager."""
+EAGER = ("stresslab.api", "stresslab.calibrate", ACCESSOR)
+"""The modules ``import stresslab`` used to load at once; reaching a submodule through the package loads them."""
+
+
 def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:  # what the eager imports loaded, so that e.g. stresslab.io.store is there too
+        for loaded in EAGER:
+            importlib.import_module(loaded)
+        return importlib.import_module(f"{__name__}.{name}")
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'stresslab' has no attribute {name!r}")
@@ -56,7 +67,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
+    return sorted({*__all__, *SUBMODULES})
 
 
 class _Package(types.ModuleType):

@@ -157,7 +157,19 @@ _set_option = click.option(
     help="Override a config field, e.g. --set market.sigma=0.8; a list sweeps it, e.g. --set 'market.sigma=[0.5, 1]'. "
          "Repeatable.",
 )
-CONFIG_HELP = "CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`)."
+
+
+def _complete_config(context: click.Context, parameter: click.Parameter, incomplete: str) -> list:
+    """Shell completion of CONFIG: the shipped names that start with what was typed, then files."""
+    from click.shell_completion import CompletionItem
+
+    from stresslab import shipped
+
+    names = [CompletionItem(name) for name in shipped.names() if name.startswith(incomplete)]
+    return [*names, CompletionItem(incomplete, type="file")]
+
+
+_config_argument = click.argument("config", shell_complete=_complete_config)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -167,7 +179,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("config")
+@_config_argument
 @click.option("--paths", "-n", type=int, help="Paths per scenario (default: simulation.paths).")
 @click.option("--seed", type=int, help="Random seed (default: simulation.seed).")
 @click.option("--chunk-size", type=int,
@@ -255,7 +267,7 @@ def _interrupted(out: Path | None, processes: int) -> _Failure:
 
 
 @main.command()
-@click.argument("config")
+@_config_argument
 @_set_option
 def check(config: str, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG and print it resolved (defaults filled in, units normalised) as TOML.
@@ -271,7 +283,7 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command(name="calibrate")
-@click.argument("config")
+@_config_argument
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory (default: the config's name with the suffix .calibration).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")

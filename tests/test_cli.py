@@ -476,3 +476,10 @@ def test_run_settings_replace_simulation_fields_without_override_strings(config:
     assert applied.resolved["simulation"]["seed"] == 3 and applied.resolved["market"]["sigma"] == [0.5, 1]
     with pytest.raises(stresslab.ConfigError, match=r"simulation\.paths.*\(got 0\)"):
         stresslab.RunSettings(paths=0).apply(scenarios)
+
+
+def test_completion_offers_shipped_names_then_files() -> None:
+    from click.shell_completion import ShellComplete
+    completion = ShellComplete(stresslab.cli.main, {}, "stresslab", "_STRESSLAB_COMPLETE")
+    items = completion.get_completions(["run"], "crypto_l")
+    assert [(item.value, item.type) for item in items] == [("crypto_long_squeeze", "plain"), ("crypto_l", "file")]

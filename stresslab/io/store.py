@@ -32,6 +32,7 @@ import xarray as xr
 import zarr
 
 from stresslab.io import targets
+from stresslab.metrics import accessor as _accessor  # noqa: F401  (results read back carry ds.stress)
 
 NETCDF_SUFFIX = ".nc"
 ZARR_FORMAT = 2
