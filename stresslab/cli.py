@@ -1,10 +1,15 @@
 """The ``stresslab`` command line: parse arguments, call the library, print results.
 
-Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or an output
-that cannot be written; 2 a usage problem (bad config, missing file, bad ``--set``,
-an output that exists without ``--overwrite``, devices or processes that cannot be
-had). Problems are reported as one line on stderr, ``error: ...``, never as a traceback.
-In a multi-process run every process exits with the code of the first failure.
+Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or a write that
+fails midway; 2 a usage problem (bad config, missing file, unknown shipped name, bad
+``--set``, an ``--out`` that cannot or may not be written, devices or processes that
+cannot be had); 130 interrupted. Every ``--out`` is checked before anything is
+simulated or calibrated. Problems are reported as one line on stderr, ``error: ...``,
+never as a traceback. In a multi-process run every process exits with the code of
+the first failure.
+
+Short options: ``-o`` (``--out``), ``-n`` (``--paths``), ``-s`` (``--set``), ``-q``
+(``--quiet``), ``-h`` (``--help``), ``-V`` (``--version``).
 """
 
 from __future__ import annotations
