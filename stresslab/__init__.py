@@ -45,18 +45,18 @@ if TYPE_CHECKING:
     from stresslab.errors import StresslabError
 
 
-SUBMODULES = ("api", "config", "engine", "errors", "io", "market", "metrics", "progress", "report", "shipped",
-              "status")
-"""Reachable as attributes once ``stresslab`` is imported (``stresslab.io.store.read``), as when they were eager."""
-EAGER = ("stresslab.api", "stresslab.calibrate", ACCESSOR)
-"""The modules ``import stresslab`` used to load at once; reaching a submodule through the package loads them."""
+SUBMODULES = {"api": (), "config": (), "engine": (), "errors": (), "io": ("stresslab.io.store",), "market": (),
+              "metrics": (), "progress": (), "report": (), "shipped": (), "status": ()}
+"""Subpackages reachable as attributes once ``stresslab`` is imported, with the modules each loads too, so that
+``stresslab.io.store.read`` works as it did when everything was imported at once."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:  # what the eager imports loaded, so that e.g. stresslab.io.store is there too
-        for loaded in EAGER:
-            importlib.import_module(loaded)
-        return importlib.import_module(f"{__name__}.{name}")
+    if name in SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        for inner in SUBMODULES[name]:
+            importlib.import_module(inner)
+        return module
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'stresslab' has no attribute {name!r}")

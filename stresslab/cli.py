@@ -122,10 +122,17 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def _start_jax() -> None:
-    """Give JAX one CPU device per usable core (``STRESSLAB_CPU_DEVICES`` overrides), before it starts."""
+    """Give JAX one CPU device per usable core (``STRESSLAB_CPU_DEVICES`` overrides), before it starts.
+
+    Only where this command imports JAX first: a program that calls ``main`` with JAX already
+    imported (a test, a notebook) keeps the devices it set up.
+    """
+    if "jax" in sys.modules:
+        return
     from stresslab.engine.devices import use_cpu_cores
 
-    use_cpu_cores()
+    with _warnings_as_lines():
+        use_cpu_cores()
 
 
 def _config_file(config: str) -> Path:

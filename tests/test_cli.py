@@ -364,7 +364,7 @@ def test_status_names_the_step_and_the_time_it_covers() -> None:
 NOT_IMPORTED = ("jax", "xarray", "stresslab.api", "stresslab.engine", "matplotlib", "zarr")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--version"]])
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--version"], ["configs"]])
 def test_help_and_version_import_no_jax(args: list[str]) -> None:
     code = ("import sys\nfrom stresslab import cli\n"
             f"try:\n    cli.main({args!r}, prog_name='stresslab')\nexcept SystemExit:\n    pass\n"
@@ -483,3 +483,13 @@ def test_completion_offers_shipped_names_then_files() -> None:
     completion = ShellComplete(stresslab.cli.main, {}, "stresslab", "_STRESSLAB_COMPLETE")
     items = completion.get_completions(["run"], "crypto_l")
     assert [(item.value, item.type) for item in items] == [("crypto_long_squeeze", "plain"), ("crypto_l", "file")]
+
+
+@pytest.mark.slow
+def test_the_command_line_gives_jax_the_cpu_devices_asked_for(cli_process: CliProcess, config: Path,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "two.nc"
+    done = cli_process("run", config, "-n", "64", "-o", out, "-q", env={"STRESSLAB_CPU_DEVICES": "2"})
+    assert done.returncode == 0, done.stderr
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["device_count"] == 2
