@@ -28,6 +28,7 @@ from stresslab.calibrate.loop import HOLDOUT_SEED_OFFSET, evaluate
 from stresslab.calibrate.objective import evaluator, problem
 from stresslab.engine.runner import precision
 
+stresslab.use_cpu_cores()  # one CPU device per core, as `stresslab calibrate` has (importing leaves JAX alone)
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("gradient", "cmaes", "cmaes+gradient")
 BATCH = 8

@@ -21,7 +21,9 @@ import jax
 
 from stresslab.calibrate import gradcheck
 from stresslab.calibrate.objective import problem
+from stresslab.engine.devices import use_cpu_cores
 
+use_cpu_cores()  # one CPU device per core, as `stresslab calibrate` has (importing stresslab leaves JAX alone)
 ROOT = Path(__file__).resolve().parent.parent
 BOUND = 1e-3
 

@@ -54,13 +54,14 @@ import scenario  # noqa: E402
 from jax.sharding import Mesh  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from stresslab.engine.devices import Devices, select  # noqa: E402
+from stresslab.engine.devices import Devices, select, use_cpu_cores  # noqa: E402
 from stresslab.engine.keys import path_keys, step_uniforms  # noqa: E402
 from stresslab.engine.runner import auto_chunk, per_device, precision  # noqa: E402
 from stresslab.engine.scan import simulate_chunk  # noqa: E402
 from stresslab.market import price  # noqa: E402
 from stresslab.market.model import Static, build  # noqa: E402
 
+use_cpu_cores()  # one CPU device per core, as `stresslab run` has (importing stresslab leaves JAX alone)
 IMPLS = ("floor", "stresslab", "numba", "numpy")
 GENERATORS = {
     "stresslab": "jax.random threefry2x32, fold_in(seed, path) then fold_in(step) (stresslab.engine.keys)",

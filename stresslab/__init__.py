@@ -1,18 +1,94 @@
-"""stresslab: GPU-accelerated Monte Carlo stress tests of flash crashes and liquidation cascades."""
+"""stresslab: GPU-accelerated Monte Carlo stress tests of flash crashes and liquidation cascades.
+
+The public names are imported on first use (PEP 562), so that ``import stresslab`` and the
+command line's ``--help`` do not pay for JAX and xarray. Importing stresslab changes nothing
+in JAX: call :func:`stresslab.use_cpu_cores` (the command line does) to give JAX one CPU
+device per core before it starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from stresslab.engine.devices import use_cpu_cores  # noqa: E402
+_PUBLIC = {
+    "Config": "stresslab.config.schema",
+    "ConfigError": "stresslab.config.loading",
+    "RunSettings": "stresslab.api",
+    "ScenarioSet": "stresslab.config.loading",
+    "StresslabError": "stresslab.errors",
+    "calibrate": "stresslab.calibrate",
+    "load_config": "stresslab.config.loading",
+    "objective": "stresslab.calibrate",
+    "run_to": "stresslab.api",
+    "simulate": "stresslab.api",
+    "simulate_distributed": "stresslab.api",
+    "use_cpu_cores": "stresslab.engine.devices",
+}
+"""Public name -> the module that defines it."""
+ACCESSOR = "stresslab.metrics.accessor"
+"""Registers ``ds.stress`` on xarray Datasets."""
 
-use_cpu_cores()  # one CPU device per core (paths are sharded over devices); see engine/devices.py
+__all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "load_config",
+           "objective", "run_to", "simulate", "simulate_distributed", "use_cpu_cores", "__version__"]
 
-from stresslab.api import simulate, simulate_distributed  # noqa: E402
-from stresslab.calibrate import calibrate, objective  # noqa: E402
-from stresslab.config import Config, ConfigError, ScenarioSet, load_config  # noqa: E402
-from stresslab.errors import StresslabError  # noqa: E402
+if TYPE_CHECKING:
+    from stresslab.api import RunSettings, run_to, simulate, simulate_distributed
+    from stresslab.calibrate import calibrate, objective
+    from stresslab.config.loading import ConfigError, ScenarioSet, load_config
+    from stresslab.config.schema import Config
+    from stresslab.engine.devices import use_cpu_cores
+    from stresslab.errors import StresslabError
 
-# registers the ds.stress accessor on xarray Datasets
-from stresslab.metrics import accessor as _accessor  # noqa: E402, F401
 
-__all__ = ["Config", "ConfigError", "ScenarioSet", "StresslabError", "calibrate", "load_config", "objective",
-           "simulate", "simulate_distributed", "__version__"]
+SUBMODULES = {"api": (), "config": (), "engine": (), "errors": (), "io": ("stresslab.io.store",), "market": (),
+              "metrics": (), "progress": (), "report": (), "shipped": (), "status": ()}
+"""Subpackages reachable as attributes once ``stresslab`` is imported, with the modules each loads too, so that
+``stresslab.io.store.read`` works as it did when everything was imported at once."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        for inner in SUBMODULES[name]:
+            importlib.import_module(inner)
+        return module
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stresslab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    importlib.import_module(ACCESSOR)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *SUBMODULES})
+
+
+class _Package(types.ModuleType):
+    """The package, whose ``calibrate`` stays the function when the ``stresslab.calibrate`` subpackage is imported.
+
+    Importing a subpackage sets the parent's attribute of that name to the module; the function
+    of the same name is what users call (``stresslab.calibrate(config)``), as it was when the
+    names were imported eagerly.
+    """
+
+    @property
+    def calibrate(self) -> Any:
+        return __getattr__("calibrate")
+
+    @calibrate.setter
+    def calibrate(self, module: types.ModuleType) -> None:
+        """The import system records the subpackage here; it stays reachable as ``sys.modules``'s entry."""
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if "xarray" in sys.modules:  # xarray is loaded already: register ds.stress now, at little cost
+    importlib.import_module(ACCESSOR)

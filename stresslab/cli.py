@@ -1,37 +1,46 @@
 """The ``stresslab`` command line: parse arguments, call the library, print results.
 
-Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or an output
-that cannot be written; 2 a usage problem (bad config, missing file, bad ``--set``,
-an output that exists without ``--overwrite``, devices or processes that cannot be
-had). Problems are reported as one line on stderr, ``error: ...``, never as a traceback.
-In a multi-process run every process exits with the code of the first failure.
+Exit codes: 0 success; 1 a run that cannot give trustworthy numbers, or a write that
+fails midway; 2 a usage problem (bad config, missing file, unknown shipped name, bad
+``--set``, an ``--out`` that cannot or may not be written, devices or processes that
+cannot be had); 130 interrupted. Every ``--out`` is checked before anything is
+simulated or calibrated. Problems are reported as one line on stderr, ``error: ...``,
+never as a traceback. In a multi-process run every process exits with the code of
+the first failure.
+
+Short options: ``-o`` (``--out``), ``-n`` (``--paths``), ``-s`` (``--set``), ``-q``
+(``--quiet``), ``-h`` (``--help``), ``-V`` (``--version``).
 """
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
-import xarray as xr
 
 from stresslab import __version__
-from stresslab.api import run_identity, simulate, simulate_distributed
-from stresslab.calibrate import loop as calibration
-from stresslab.config.loading import ConfigError, ScenarioSet, load_config
-from stresslab.engine import distributed
-from stresslab.engine.devices import PLATFORMS, SettingError
-from stresslab.errors import StresslabError
-from stresslab.io import store
-from stresslab.io.checkpoint import Checkpoint, partial_dir
-from stresslab.report import HTML_FILE, ResultError, default_directory, load_result, tables, write_report
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from stresslab.calibrate.loop import CalibrationResult
+    from stresslab.config.loading import ScenarioSet
+
+# The library (JAX, xarray, the engine) is imported inside the commands, not here, so that --help, --version
+# and shell completion answer at once.
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
 INTERRUPTED = 130
+DEVICE_KINDS = "cpu|gpu"
+"""The metavar of --device: ``stresslab.engine.devices.PLATFORMS`` (not imported here: it imports JAX)."""
 
 
 class _Failure(click.ClickException):
@@ -45,29 +54,51 @@ class _Failure(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def _flag(name: str) -> str:
+    """How the command line spells a library argument: ``overwrite`` -> ``--overwrite``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def _failure(err: Exception) -> _Failure | None:
+    """The one-line message and exit code for a library error, or None for an unexpected one (a bug).
+
+    Every library error is a ``stresslab.errors.StresslabError`` carrying its exit code; the ones that name an
+    argument that would clear them (``--overwrite``) are spelled as flags here.
+    """
+    from stresslab import errors  # light: no JAX, no xarray
+
+    if isinstance(err, errors.SettingError):
+        return _Failure(f"{_flag(err.setting)}: {err.reason}", err.exit_code)
+    if isinstance(err, errors.StresslabError):
+        return _Failure(err.explain(_flag) if hasattr(err, "explain") else str(err), err.exit_code)
+    if isinstance(err, FileExistsError):
+        return _Failure(str(err), USAGE_ERROR)
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return _Failure(f"{where}{err.strerror or err}", RUN_ERROR)
+    return None
+
+
 @contextmanager
 def _reported() -> Iterator[None]:
     """Turn the library's errors into one-line messages and exit codes."""
     try:
         yield
-    except (ConfigError, FileExistsError) as err:
-        raise _Failure(str(err), USAGE_ERROR) from None
-    except SettingError as err:
-        raise _Failure(f"--{err.setting.replace('_', '-')}: {err.reason}", USAGE_ERROR) from None
-    except distributed.PeerError as err:
-        raise _Failure(str(err), USAGE_ERROR if err.usage else RUN_ERROR) from None
-    except StresslabError as err:
-        raise _Failure(str(err), err.exit_code) from None
-    except OSError as err:
-        where = f"{err.filename}: " if err.filename else ""
-        raise _Failure(f"{where}{err.strerror or err}", RUN_ERROR) from None
+    except click.ClickException:
+        raise
+    except Exception as err:
+        failure = _failure(err)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Show the warnings raised inside as ``warning: message`` lines on stderr, once the block ends.
 
-    Deferred so that they do not land in the middle of the progress bar.
+    Deferred so that they do not land in the middle of the progress bar. Shown even with --quiet:
+    a warning is about the numbers, not about progress.
     """
     with warnings.catch_warnings(record=True) as caught:
         try:
@@ -77,34 +108,91 @@ def _warnings_as_lines() -> Iterator[None]:
                 click.echo(f"warning: {warning.message}", err=True)
 
 
+def _start_jax() -> None:
+    """Give JAX one CPU device per usable core (``STRESSLAB_CPU_DEVICES`` overrides), before it starts.
+
+    Only where this command imports JAX first: a program that calls ``main`` with JAX already
+    imported (a test, a notebook) keeps the devices it set up.
+    """
+    if "jax" in sys.modules:
+        return
+    from stresslab.engine.devices import use_cpu_cores
+
+    with _warnings_as_lines():
+        use_cpu_cores()
+
+
+def _config_file(config: str) -> Path:
+    """CONFIG as given: a file that exists, or the name of a shipped config (``stresslab configs``)."""
+    from stresslab import shipped
+
+    return shipped.resolve(config)
+
+
+def _progress(quiet: bool) -> bool:
+    from stresslab.progress import disabled_by_environment
+
+    return not quiet and not disabled_by_environment()
+
+
+def _resume_command() -> str:
+    """The command line that started this run, with ``--resume`` added (as the user can paste it)."""
+    argv = ["stresslab", *sys.argv[1:]]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(argv)
+
+
+def _chunks(count: int) -> str:
+    return f"{count} finished chunk{'' if count == 1 else 's'}"
+
+
+_quiet_option = click.option("--quiet", "-q", is_flag=True,
+                             help="No progress; only the results (warnings and errors still go to stderr).")
+
+
 _set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override a config field, e.g. --set market.sigma=0.8; a list sweeps it, e.g. --set 'market.sigma=[0.5, 1]'. "
          "Repeatable.",
 )
 
 
+def _complete_config(context: click.Context, parameter: click.Parameter, incomplete: str) -> list:
+    """Shell completion of CONFIG: the shipped names that start with what was typed, then files."""
+    from click.shell_completion import CompletionItem
+
+    from stresslab import shipped
+
+    names = [CompletionItem(name) for name in shipped.names() if name.startswith(incomplete)]
+    return [*names, CompletionItem(incomplete, type="file")]
+
+
+_config_argument = click.argument("config", shell_complete=_complete_config)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="stresslab")
+@click.version_option(__version__, "--version", "-V", prog_name="stresslab")
 def main() -> None:
     """Monte Carlo stress tests of flash crashes and liquidation cascades."""
 
 
 @main.command()
-@click.argument("config")
-@click.option("--paths", type=int, help="Paths per scenario (default: simulation.paths).")
+@_config_argument
+@click.option("--paths", "-n", type=int, help="Paths per scenario (default: simulation.paths).")
 @click.option("--seed", type=int, help="Random seed (default: simulation.seed).")
 @click.option("--chunk-size", type=int,
               help="Paths per chunk (default: simulation.chunk_size); results do not depend on it.")
-@click.option("--out", type=click.Path(path_type=Path),
-              help="Write the results here: netCDF if it ends in .nc, else a Zarr directory.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Write the results here: a netCDF file if it ends in .nc, else a Zarr directory "
+                   "(.zarr or no suffix).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out, and start over an unfinished run of it.")
 @click.option("--on-error", type=click.Choice(["raise", "warn"]), default="raise", show_default=True,
               help="When the kernel records untrustworthy numbers (unstable feedback, an exhausted book, NaN): "
                    "stop with an error, or warn and write the results with the affected paths flagged.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run with --out from the chunks it saved; the result is identical.")
-@click.option("--device", metavar="|".join(PLATFORMS),
+@click.option("--device", metavar=DEVICE_KINDS,
               help="Run on the CPU or on NVIDIA GPUs (default: a GPU if JAX finds one, else the CPU).")
 @click.option("--num-devices", type=int, metavar="N",
               help="Split each chunk's paths over this many local devices (default: all); results do not depend on it.")
@@ -116,11 +204,14 @@ def main() -> None:
 @click.option("--process-id", type=int, metavar="I",
               help="Multi-process run: this process's index, 0 to N-1 (auto-detected under SLURM srun).")
 @_set_option
+@_quiet_option
 def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
         overwrite: bool, on_error: str, resume: bool, device: str | None, num_devices: int | None,
         coordinator: str | None, num_processes: int | None, process_id: int | None,
-        overrides: tuple[str, ...]) -> None:
-    """Simulate the scenarios of CONFIG (TOML or YAML) and print their tail metrics.
+        overrides: tuple[str, ...], quiet: bool) -> None:
+    """Simulate the scenarios of CONFIG and print their tail metrics.
+
+    CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`).
 
     With --out, every finished chunk is saved beside the output (OUT.partial)
     until the result is written, so a run that is killed can be resumed.
@@ -130,94 +221,98 @@ def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None
     to split them over machines: each process simulates its share into OUT.partial,
     and process 0 writes OUT, identical to a single-process run.
     """
-    settings = {"paths": paths, "seed": seed, "chunk_size": chunk_size}
-    overrides += tuple(f"simulation.{key}={value}" for key, value in settings.items() if value is not None)
     with _reported():
-        cluster = distributed.initialize(coordinator, num_processes, process_id)
         if resume and out is None:
             raise _Failure("--resume needs --out: only runs that write their results save chunks", USAGE_ERROR)
-        if cluster.count > 1:
-            _run_distributed(config, overrides, cluster, out, overwrite=overwrite, on_error=on_error, resume=resume,
-                             device=device, num_devices=num_devices)
-            return
-        scenarios = load_config(config, overrides)
-        chunks = None
-        if out is not None:
-            store.check_target(out, overwrite=overwrite)
-            chunks = Checkpoint(partial_dir(out), run_identity(scenarios), resume=resume)
+        source = _config_file(config)
+        _start_jax()
+        from stresslab import api
+        from stresslab.engine import distributed
+
+        cluster = distributed.initialize(coordinator, num_processes, process_id)
+        if cluster.count > 1 and out is None:
+            raise _Failure("--out is needed to run more than one process: each process writes its paths beside it, "
+                           "on a file system all processes share", USAGE_ERROR)
+        settings = api.RunSettings(paths=paths, seed=seed, chunk_size=chunk_size, device=device,
+                                   num_devices=num_devices, on_error=on_error)
+        progress = _progress(quiet) and cluster.leader
         try:
             with _warnings_as_lines():
-                ds = simulate(scenarios, progress=True, checkpoint=chunks, on_error=on_error, device=device,
-                              num_devices=num_devices)
+                if out is None:
+                    ds = api.simulate(source, overrides=overrides, progress=progress, settings=settings)
+                else:
+                    ds = api.run_to(source, out, settings, overrides=overrides, progress=progress,
+                                    overwrite=overwrite, resume=resume)
         except KeyboardInterrupt:
-            if chunks is None:
-                raise _Failure("interrupted; nothing was saved (runs without --out keep no chunks)",
-                               INTERRUPTED) from None
-            raise _Failure(f"interrupted; {chunks.count()} finished chunks are saved in {chunks.directory}. "
-                           "Run the same command with --resume to continue", INTERRUPTED) from None
-        if out is not None:
-            store.write(ds, out, overwrite=overwrite)
-            chunks.remove()
+            raise _interrupted(out, cluster.count) from None
+    if ds is None:
+        return
     click.echo(_format_summary(ds))
     if out is not None:
         click.echo(f"results: {out}")
 
 
-def _run_distributed(config: str, overrides: tuple[str, ...], cluster: distributed.Cluster, out: Path | None, *,
-                     overwrite: bool, on_error: str, resume: bool, device: str | None, num_devices: int | None) -> None:
-    """This process's part of a multi-process run; process 0 prints the summary.
+def _interrupted(out: Path | None, processes: int) -> _Failure:
+    """What was saved of an interrupted run, and the exact command that continues it."""
+    from stresslab.io.checkpoint import partial_dir, saved_chunks
 
-    The config is read inside the run, so that a process that cannot read it stops the others.
-    """
     if out is None:
-        raise _Failure("--out is needed to run more than one process: each process writes its paths beside it, "
-                       "on a file system all processes share", USAGE_ERROR)
-    try:
-        with _warnings_as_lines():
-            ds = simulate_distributed(config, out, overrides=overrides, progress=cluster.leader, on_error=on_error,
-                                      overwrite=overwrite, resume=resume, device=device, num_devices=num_devices)
-    except KeyboardInterrupt:
-        raise _Failure(f"interrupted; the paths finished so far are saved in {partial_dir(out)}. "
-                       "Run the same command with --resume to continue", INTERRUPTED) from None
-    if ds is not None:
-        click.echo(_format_summary(ds))
-        click.echo(f"results: {out}")
+        return _Failure("interrupted; nothing was saved (runs without --out keep no chunks)", INTERRUPTED)
+    if processes > 1:
+        saved = f"the paths finished so far are saved in {partial_dir(out)}"
+    else:
+        saved = f"{_chunks(saved_chunks(partial_dir(out)))} of {out} are saved"
+    return _Failure(f"interrupted; {saved}. To continue: {_resume_command()}", INTERRUPTED)
 
 
 @main.command()
-@click.argument("config")
+@_config_argument
 @_set_option
 def check(config: str, overrides: tuple[str, ...]) -> None:
-    """Validate CONFIG and print it resolved (defaults filled in, units normalised) as TOML."""
+    """Validate CONFIG and print it resolved (defaults filled in, units normalised) as TOML.
+
+    CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`).
+    """
+    from stresslab.config.loading import load_config
+
     with _reported():
-        scenarios = load_config(config, overrides)
+        scenarios = load_config(_config_file(config), overrides)
     click.echo(scenarios.to_toml())
     click.echo(f"# {_describe_sweep(scenarios)}")
 
 
 @main.command(name="calibrate")
-@click.argument("config")
-@click.option("--out", type=click.Path(path_type=Path),
+@_config_argument
+@click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory (default: the config's name with the suffix .calibration).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--netcdf", is_flag=True, help="Write the trace as netCDF (trace.nc) instead of Zarr (trace.zarr).")
-@click.option("--device", metavar="|".join(PLATFORMS),
+@click.option("--device", metavar=DEVICE_KINDS,
               help="Run the paths on this kind of device (default: JAX's default backend).")
 @click.option("--num-devices", type=int, metavar="N",
               help="Deal the paths over this many local devices (default: all); results do not depend on it.")
 @_set_option
+@_quiet_option
 def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, device: str | None,
-                      num_devices: int | None, overrides: tuple[str, ...]) -> None:
+                      num_devices: int | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Tune the controls in CONFIG's [calibration] section (CMA-ES on the hard rules, then gradient refinement);
-    write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is)."""
-    target = out if out is not None else Path(Path(config).stem + ".calibration")
+    write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is).
+
+    CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`)."""
+    from stresslab.io import targets
+
     with _reported():
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+        source = _config_file(config)
+        target = out if out is not None else Path(source.stem + ".calibration")
+        targets.check_output(target, overwrite=overwrite)  # before the calibration, which takes minutes
+        _start_jax()
+        from stresslab.calibrate import loop as calibration
+        from stresslab.io import store
+
         with _warnings_as_lines():
-            result = calibration.calibrate(config, overrides=overrides, progress=True, device=device,
+            result = calibration.calibrate(source, overrides=overrides, progress=_progress(quiet), device=device,
                                            num_devices=num_devices)
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(exist_ok=True)
         store.write(result.trace, target / ("trace.nc" if netcdf else "trace.zarr"), overwrite=True)
         staged = target / "calibrated.toml.partial"
         staged.write_text(result.to_toml())
@@ -226,7 +321,7 @@ def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bo
     click.echo(f"results: {target}")
 
 
-def _format_calibration(result: calibration.CalibrationResult) -> str:
+def _format_calibration(result: CalibrationResult) -> str:
     """Tuned values and the held-out hard-rule objective before and after, with 95 % intervals."""
     lines = [f"{'control':<32}{'initial':>14}{'tuned':>14}"]
     lines += [f"{name:<32}{result.initial[name]:>14.6g}{value:>14.6g}" for name, value in result.values.items()]
@@ -241,19 +336,64 @@ def _format_calibration(result: calibration.CalibrationResult) -> str:
 
 @main.command()
 @click.argument("result", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path),
+@click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Report directory (default: RESULT with the suffix .report, e.g. squeeze.report).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report directory.")
 def report(result: Path, out: Path | None, overwrite: bool) -> None:
     """Write PNG figures, summary.md and a self-contained report.html for RESULT (from `stresslab run --out`)."""
-    target = out if out is not None else default_directory(result)
+    from stresslab.io import targets
+
     with _reported():
+        if out is not None:
+            targets.check_output(out, overwrite=overwrite)  # before the plotting libraries load
+        from stresslab.report import HTML_FILE, default_directory, load_result, write_report
+
+        target = out if out is not None else default_directory(result)
+        targets.check_output(target, overwrite=overwrite)  # before the result is read and the figures drawn
         try:
             ds = load_result(result)
-        except (FileNotFoundError, ResultError) as err:
+        except FileNotFoundError as err:
             raise _Failure(str(err), USAGE_ERROR) from None
         written = write_report(ds, target, overwrite=overwrite)
     click.echo(f"report: {written / HTML_FILE}")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def configs(context: click.Context) -> None:
+    """List the configs shipped with stresslab, one line each: NAME and what it stresses.
+
+    A NAME works wherever a command takes CONFIG (`stresslab run crypto_long_squeeze`); a
+    file that exists wins. Where a stem is unique it names the config alone
+    (`2020_03_12_black_thursday` for `historical/2020_03_12_black_thursday`).
+    """
+    if context.invoked_subcommand is not None:
+        return
+    from stresslab import shipped
+
+    listed = shipped.names()
+    width = max(map(len, listed))
+    for name in listed:
+        click.echo(f"{name:<{width}}  {shipped.describe(name)}")
+
+
+@configs.command(name="copy")
+@click.argument("name")
+@click.argument("directory", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--overwrite", is_flag=True, help="Replace a file of that name in DIRECTORY.")
+def copy_config(name: str, directory: Path, overwrite: bool) -> None:
+    """Copy shipped config NAME into DIRECTORY (default: here), to edit and run it."""
+    from stresslab import shipped
+    from stresslab.io import targets
+
+    with _reported():
+        source = shipped.path(name)
+        if not directory.is_dir():
+            raise targets.OutputError(f"{directory}: no such directory")
+        target = directory / source.name
+        targets.check_output(target, overwrite=overwrite)
+        shutil.copyfile(source, target)
+    click.echo(f"copied: {target}")
 
 
 def _format_summary(ds: xr.Dataset) -> str:
@@ -262,6 +402,8 @@ def _format_summary(ds: xr.Dataset) -> str:
     Cascade depth VaR/ES are percentages of the start price, ``P(liq)`` is the
     percentage of paths with any liquidation, bad debt is in quote currency.
     """
+    from stresslab.report import tables
+
     return f"{tables.caption(ds)}\n{tables.display_table(ds).reset_index().to_string(index=False)}"
 
 

@@ -2,7 +2,7 @@
 
 Kernels never raise: they record the first step of each problem per path. Here,
 at the edge, each problem is reported once per scenario with its mechanism, the
-share of paths affected and the first step (and time) it happened.
+share of paths affected and the first step it happened in (as the span of time it covers).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from stresslab.config.units import format_duration
+from stresslab.config.units import format_clock
 from stresslab.errors import RunError
 from stresslab.market.model import PROBLEMS
 
@@ -33,7 +33,8 @@ def report(per_path: dict[str, np.ndarray], scenario: int, dt_seconds: float, on
         else:
             first = int(recorded[hit].min())
             message = (f"scenario {scenario}, {problem.mechanism}: {problem.message} on {hit.mean():.2%} of paths, "
-                       f"first at step {first} (t = {format_duration((first + 1) * dt_seconds)}); {problem.advice}")
+                       f"first in the step from {format_clock(first * dt_seconds)} to "
+                       f"{format_clock((first + 1) * dt_seconds)} (step {first}, counted from 0); {problem.advice}")
         if problem.fatal and on_error == "raise":
             raise RunError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -120,11 +120,12 @@ def test_auto_chunk_follows_device_memory() -> None:
     assert runner.auto_chunk(static, 100, Devices((_FakeGPU(),))) == 100
 
 
-COUNT_CPU_DEVICES = "import stresslab, jax; print(len(jax.devices('cpu')))"
+COUNT_CPU_DEVICES = "import stresslab, jax; stresslab.use_cpu_cores(); print(len(jax.devices('cpu')))"
+IMPORT_ONLY = "import stresslab, jax; print(len(jax.devices('cpu')))"
 
 
 def _cpu_devices_in_child(code: str = COUNT_CPU_DEVICES, **env: str) -> tuple[int, str]:
-    """(CPU device count printed by a child Python that imports stresslab, its stderr)."""
+    """(CPU device count printed by a child Python that runs ``code``, its stderr)."""
     base = {k: v for k, v in subprocess_env().items() if k not in ("XLA_FLAGS", devices.CPU_DEVICES_ENV)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**base, "JAX_PLATFORMS": "cpu", **env}, check=False)
@@ -133,10 +134,11 @@ def _cpu_devices_in_child(code: str = COUNT_CPU_DEVICES, **env: str) -> tuple[in
 
 
 @pytest.mark.slow
-def test_importing_stresslab_gives_jax_one_cpu_device_per_core() -> None:
+def test_use_cpu_cores_gives_jax_one_cpu_device_per_core() -> None:
+    assert _cpu_devices_in_child(IMPORT_ONLY, STRESSLAB_CPU_DEVICES="3")[0] == 1  # importing changes nothing in JAX
     assert _cpu_devices_in_child()[0] == len(os.sched_getaffinity(0))
     assert _cpu_devices_in_child(STRESSLAB_CPU_DEVICES="3")[0] == 3
-    # an explicit XLA flag wins, and so does a count set through jax.config before the import
+    # an explicit XLA flag wins, and so does a count set through jax.config before the call
     assert _cpu_devices_in_child(XLA_FLAGS=FOUR_CPU_DEVICES, STRESSLAB_CPU_DEVICES="3")[0] == 4
     preset = "import jax; jax.config.update('jax_num_cpu_devices', 5); " + COUNT_CPU_DEVICES
     assert _cpu_devices_in_child(preset, STRESSLAB_CPU_DEVICES="3")[0] == 5

@@ -77,7 +77,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
 def test_a_failure_on_one_process_stops_all_with_its_message(reference: tuple[Path, xr.Dataset]) -> None:
     work, _ = reference
     first, second = _run_processes(2, "c.toml", "--out", "reference.zarr", cwd=work)
-    message = "reference.zarr already exists; pass overwrite=True (--overwrite) to replace it"
+    message = "reference.zarr already exists; pass --overwrite to replace it"
     assert (first.returncode, second.returncode) == (2, 2)
     assert first.stderr == f"error: {message}\n"
     assert second.stderr == f"error: process 0: {message}\n"
@@ -150,7 +150,7 @@ def test_bad_process_options_fail_in_one_line(cli: Cli, config_file: Callable[..
 
 def test_more_than_one_process_needs_out(cli: Cli, config_file: Callable[..., Path],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stresslab.cli.distributed, "initialize", lambda *_: Cluster(0, 2))
+    monkeypatch.setattr(distributed, "initialize", lambda *_: Cluster(0, 2))
     result = cli("run", config_file(CONFIG))
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --out is needed to run more than one process")

@@ -39,6 +39,10 @@ def test_every_exception_stresslab_defines_is_a_stresslab_error():
     (errors.ResultError("not a result"), ValueError, 2),
     (errors.CheckpointError("a partial run is in the way"), FileExistsError, 2),
     (errors.MissingVariableError("no data variable 'bad_debt'"), KeyError, 2),
+    (errors.OutputError("x.zarr: the directory a does not exist"), ValueError, 2),
+    (errors.OutputInTheWay("x.zarr already exists", [("overwrite", "to replace it")]), FileExistsError, 2),
+    (errors.UnknownConfig("crypto_squeez: no such config"), LookupError, 2),
+    (errors.DataError("--data x: no such file"), ValueError, 2),
     (errors.RunError("unstable feedback"), RuntimeError, 1),
     (errors.PeerError("process 1: bad config", usage=True), errors.StresslabError, 2),
     (errors.PeerError("process 1: lost", usage=False), errors.StresslabError, 1),
@@ -52,3 +56,11 @@ def test_a_bad_config_is_caught_as_a_stresslab_error_naming_the_field():
     with pytest.raises(stresslab.StresslabError, match="liquidity.impact") as raised:
         stresslab.load_config({"simulation": {"steps": 10}, "liquidity": {"impact": "cubic"}})
     assert isinstance(raised.value, ValueError) and raised.value.exit_code == 2
+
+
+def test_an_output_in_the_way_names_the_argument_that_clears_it_as_each_caller_spells_it():
+    error = errors.OutputInTheWay("x.zarr already exists", [("overwrite", "to replace it")])
+    assert str(error) == "x.zarr already exists; pass overwrite=True to replace it"
+    assert error.explain(lambda name: f"--{name}") == "x.zarr already exists; pass --overwrite to replace it"
+    peer = errors.PeerError("process 1: x.zarr already exists", usage=True, remedies=[("overwrite", "to replace it")])
+    assert peer.explain(lambda name: f"--{name}").endswith("pass --overwrite to replace it")

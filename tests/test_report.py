@@ -116,6 +116,7 @@ def test_report_writes_figures_summary_and_self_contained_html(report_dir: Path)
 def test_report_of_netcdf_result_and_refusal_to_overwrite(cli: Cli, result: Path, tmp_path: Path) -> None:
     netcdf = store.write(store.read(result).load(), tmp_path / "sweep.nc")
     out = tmp_path / "elsewhere" / "r"
+    out.parent.mkdir()  # a missing directory is refused (tests/test_cli.py), not created
     assert cli("report", netcdf, "--out", out).exit_code == 0
     assert (out / build.HTML_FILE).is_file()
     refused = cli("report", netcdf, "--out", out)

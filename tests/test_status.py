@@ -25,7 +25,8 @@ FUND = {
 
 @pytest.mark.slow
 def test_an_emptied_book_is_an_error_naming_mechanism_and_step():
-    with pytest.raises(stresslab.StresslabError, match=r"scenario 0, price impact: .* first at step 30 \(t = 31min\)"):
+    with pytest.raises(stresslab.StresslabError,
+                       match=r"scenario 0, price impact: .* first in the step from 30min to 31min \(step 30"):
         stresslab.simulate(EMPTIED_BOOK, paths=50)
     with pytest.warns(RuntimeWarning, match="price impact"):
         ds = stresslab.simulate(EMPTIED_BOOK, paths=50, on_error="warn")
@@ -36,7 +37,7 @@ def test_an_emptied_book_is_an_error_naming_mechanism_and_step():
 @pytest.mark.slow
 def test_an_exhausted_fund_is_reported_but_not_an_error():
     with pytest.warns(RuntimeWarning, match=r"insurance fund: the insurance fund was exhausted on 100\.00% of paths, "
-                                            r"first at step 30"):
+                                            r"first in the step from 30min to 31min"):
         ds = stresslab.simulate(FUND, paths=50)
     assert (ds.fund_exhausted_step == 30).all() and (ds.insurance_fund == 0).all()
 
@@ -50,7 +51,8 @@ def test_status_report_for_every_problem_kind():
                              ("nonfinite_step", "numerics")]:
         bad = dict(quiet, **{field: np.array([-1, 7, 3, -1])})
         with pytest.raises(stresslab.StresslabError, match=rf"scenario 2, {mechanism}: .* on 50\.00% of paths, "
-                                                           r"first at step 3 \(t = 4min\)"):
+                                                           r"first in the step from 3min to 4min \(step 3, "
+                                                           r"counted from 0\)"):
             status.report(bad, 2, 60.0, "raise")
         with pytest.warns(RuntimeWarning, match=mechanism):
             status.report(bad, 2, 60.0, "warn")

@@ -113,11 +113,25 @@ def format_errors(err: ValidationError) -> str:
         by_path.setdefault(path or "config", [])
         if msg not in by_path[path or "config"]:
             by_path[path or "config"].append(msg)
-    return "; ".join(f"{p}: {' or '.join(m)}" for p, m in by_path.items())
+    return "; ".join(_field_message(p, m) for p, m in by_path.items())
+
+
+def _field_message(path: str, messages: list[str]) -> str:
+    """``path: message``; a message that names its own field (a check across fields) is kept as it is."""
+    text = " or ".join(messages)
+    if path == "config" or text.startswith((f"{path}.", f"{path}:", f"{path} ")):
+        return text
+    return f"{path}: {text}"
 
 
 def _read(path: str | Path) -> Any:
     path = Path(path)
+    if path.is_dir():
+        if path.suffix == ".zarr" or (path / ".zmetadata").exists() or (path / "zarr.json").exists():
+            raise ConfigError(f"{path}: is a result store, not a config file; stresslab report reads it")
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    if path.suffix == ".nc" and path.is_file():
+        raise ConfigError(f"{path}: is a result file, not a config file; stresslab report reads it")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:

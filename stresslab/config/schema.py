@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stresslab.config.units import Duration
+from stresslab.config.units import Duration, format_duration
 
 MAX_MAGNITUDE = 1e15
 """Largest absolute number a config may hold: beyond it float32 arithmetic (price x units) loses all meaning."""
@@ -635,10 +635,10 @@ class Config(_Model):
                 raise ValueError(f"{path}: {value:g} is too large; allowed magnitude up to {MAX_MAGNITUDE:g}")
         horizon = self.simulation.n_steps * self.simulation.dt
         for i, shock in enumerate(self.market.shocks):
-            start = shock.at if shock.type == "gap" else shock.start
+            field, start = ("at", shock.at) if shock.type == "gap" else ("start", shock.start)
             if start >= horizon:
-                raise ValueError(f"market.shocks.{i}: starts at {start:g}s, at or after the end of the run "
-                                 f"({horizon:g}s)")
+                raise ValueError(f"market.shocks.{i}.{field}: {format_duration(start)} is at or after the end of "
+                                 f"the run (simulation.horizon {format_duration(horizon)})")
         uses_tiers = any(p.maintenance_margin == "tiered" for p in (*self.positions, *self.position_grids))
         if uses_tiers and not self.margin.tiers:
             raise ValueError("a cohort has maintenance_margin = 'tiered' but margin.tiers is empty")

@@ -21,6 +21,10 @@ SECONDS_PER = {
     "d": 86400.0,
     "w": 7 * 86400.0,
 }
+SUGGESTIONS = {"m": "min", "mins": "min", "minute": "min", "minutes": "min", "hr": "h", "hrs": "h", "hour": "h",
+               "hours": "h", "secs": "s", "second": "s", "seconds": "s", "day": "d", "days": "d", "week": "w",
+               "weeks": "w"}
+"""Units people write, and the one to write instead (``m`` is ambiguous: minute or month)."""
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z]*)\s*$")
 ALLOWED_UNITS = ", ".join(SECONDS_PER)
 MAX_SECONDS = 100 * 366 * 86400.0
@@ -40,7 +44,8 @@ def parse_duration(value: object) -> float:
         number, unit = match.groups()
         unit = unit or "s"
         if unit not in SECONDS_PER:
-            raise ValueError(f"unknown time unit {unit!r} in {value!r}; allowed units: {ALLOWED_UNITS}")
+            hint = f"; write {number + SUGGESTIONS[unit]!r}" if unit in SUGGESTIONS else ""
+            raise ValueError(f"unknown time unit {unit!r} in {value!r}{hint}; allowed units: {ALLOWED_UNITS}")
         seconds = float(number) * SECONDS_PER[unit]
     else:
         raise ValueError("a duration must be a number of seconds or a string like '5min'")
@@ -56,6 +61,20 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{seconds:g}s"
+
+
+def format_clock(seconds: float) -> str:
+    """A time into the run in mixed units, largest first, e.g. 3660 -> '1h 1min', 0 -> '0s'."""
+    parts = []
+    rest = seconds
+    for unit in ("w", "d", "h", "min"):
+        count = int(rest // SECONDS_PER[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+            rest -= count * SECONDS_PER[unit]
+    if rest or not parts:
+        parts.append(f"{rest:g}s")
+    return " ".join(parts)
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]

@@ -31,6 +31,10 @@ FORCE_FLAG = "xla_force_host_platform_device_count"
 def use_cpu_cores() -> int | None:
     """Give JAX one CPU device per usable core, so that paths are sharded over all cores.
 
+    ``import stresslab`` changes nothing in JAX: the command line calls this before it runs
+    anything, and Python users call ``stresslab.use_cpu_cores()`` first thing, before any JAX
+    computation.
+
     XLA runs one CPU device's kernel on about one core; with several CPU devices their
     slices of a chunk run concurrently (results are bit-identical for any device count).
     Applies only before JAX's backends start, and only if neither ``XLA_FLAGS``
@@ -58,7 +62,7 @@ def use_cpu_cores() -> int | None:
         jax.config.update("jax_num_cpu_devices", count)
     except RuntimeError:  # JAX's backends have started: the device count is fixed now
         if wanted:
-            warnings.warn(f"{CPU_DEVICES_ENV} is ignored: JAX was already running when stresslab was imported",
+            warnings.warn(f"{CPU_DEVICES_ENV} is ignored: JAX was already running when use_cpu_cores() was called",
                           stacklevel=2)
         return None
     return count

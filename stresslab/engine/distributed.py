@@ -26,14 +26,14 @@ import jax
 from stresslab.config.loading import ConfigError
 from stresslab.engine.devices import SettingError
 from stresslab.engine.runner import LANE_PAD
-from stresslab.errors import PeerError, RunError
+from stresslab.errors import OutputError, PeerError, RunError
 
 SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
 """What JAX reads to set up a run under SLURM (``srun``): it joins the step's tasks when all are set."""
 POLL_MS = 1_000
 """While waiting for another process, how often to look for a failure elsewhere, ms (waits are unbounded)."""
 MAX_PORT = 65535
-USAGE_ERRORS = (ConfigError, FileExistsError, SettingError)
+USAGE_ERRORS = (ConfigError, FileExistsError, OutputError, SettingError)
 """Failures that are the caller's to fix (the command line exits with 2 on every process)."""
 
 
@@ -180,7 +180,10 @@ class Messages:
             return
         usage = isinstance(failure, USAGE_ERRORS) or getattr(failure, "usage", False)
         text = "interrupted" if isinstance(failure, KeyboardInterrupt) else str(failure) or type(failure).__name__
-        message = {"process": self.cluster.process, "usage": bool(usage), "message": text}
+        remedies = getattr(failure, "remedies", ())
+        if remedies:  # the others spell the arguments that clear it as their caller does
+            text = failure.problem
+        message = {"process": self.cluster.process, "usage": bool(usage), "message": text, "remedies": remedies}
         try:
             _client().key_value_set(f"{self.prefix}/abort", json.dumps(message))
         except jax.errors.JaxRuntimeError:
@@ -195,7 +198,8 @@ class Messages:
         except jax.errors.JaxRuntimeError:
             return  # not found: nobody failed
         if message["process"] != self.cluster.process:
-            raise PeerError(f"process {message['process']}: {message['message']}", usage=message["usage"])
+            raise PeerError(f"process {message['process']}: {message['message']}", usage=message["usage"],
+                            remedies=message.get("remedies", ()))
 
     def receive(self, step: str, process: int) -> dict[str, object]:
         """Wait until ``process`` got through ``step``; its message. Raises ``PeerError`` if a process failed."""

@@ -20,6 +20,7 @@ import numpy as np
 from stresslab.errors import CheckpointError
 
 FINGERPRINT = "run.json"
+START_OVER = ("overwrite", "to start over")
 
 
 
@@ -31,20 +32,22 @@ class Checkpoint:
         identity: everything that determines the numbers (JSON-serialisable).
         resume: continue a partial run found in ``directory``; without it an
             existing partial run is refused rather than silently reused or lost.
+        output: the result this run writes, named in messages (default: ``directory``).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], identity: dict, *, resume: bool) -> None:
+    def __init__(self, directory: str | os.PathLike[str], identity: dict, *, resume: bool,
+                 output: str | os.PathLike[str] | None = None) -> None:
         self.directory = Path(directory)
         fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         marker = self.directory / FINGERPRINT
+        name = Path(output) if output is not None else self.directory
         if marker.exists():
             if not resume:
-                raise CheckpointError(
-                    f"{self.directory} holds an unfinished run; resume it with --resume, or delete it to start over")
+                raise CheckpointError(f"an unfinished run of {name} is in the way",
+                                      [("resume", "to continue it"), START_OVER])
             if json.loads(marker.read_text())["fingerprint"] != fingerprint:
-                raise CheckpointError(
-                    f"{self.directory} holds an unfinished run of a different config, seed, paths or chunk size; "
-                    "resume with the same arguments, or delete it to start over")
+                raise CheckpointError(f"the unfinished run of {name} has a different config, seed, paths or chunk "
+                                      "size (resume it with the same arguments)", [START_OVER])
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
             _atomic_write_bytes(marker, json.dumps({"fingerprint": fingerprint, "identity": identity}).encode())
@@ -76,7 +79,7 @@ class Checkpoint:
 
     def count(self) -> int:
         """Number of finished chunks saved."""
-        return sum(1 for _ in self.directory.glob("scenario*.npz"))
+        return saved_chunks(self.directory)
 
     def remove(self) -> None:
         """Delete the partial run (once the complete result is in place)."""
@@ -87,6 +90,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
+
+
+def saved_chunks(directory: str | os.PathLike[str]) -> int:
+    """Number of finished chunks saved in ``directory`` (0 if there is none)."""
+    return sum(1 for _ in Path(directory).glob("scenario*.npz"))
 
 
 def partial_dir(out: str | os.PathLike[str]) -> Path:

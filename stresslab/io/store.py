@@ -31,6 +31,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from stresslab.io import targets
+from stresslab.metrics import accessor as _accessor  # noqa: F401  (results read back carry ds.stress)
+
 NETCDF_SUFFIX = ".nc"
 ZARR_FORMAT = 2
 ZARR_CHUNK_BYTES = 32 * 2**20
@@ -97,10 +100,9 @@ def read(path: str | os.PathLike[str]) -> xr.Dataset:
 
 
 def check_target(path: str | os.PathLike[str], *, overwrite: bool) -> None:
-    """Raise ``FileExistsError`` if ``path`` exists and may not be replaced."""
-    target = Path(path)
-    if not overwrite and (target.exists() or target.is_symlink()):
-        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    """Raise ``FileExistsError`` (:class:`~stresslab.io.targets.OutputInTheWay`) if ``path`` exists and may not be
+    replaced. :func:`stresslab.io.targets.check_output` checks a path fully before a run."""
+    targets.check_exists(path, overwrite=overwrite)
 
 
 def is_netcdf(path: str | os.PathLike[str]) -> bool:
