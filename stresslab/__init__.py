@@ -13,7 +13,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from stresslab.version import __version__
 
 _PUBLIC = {
     "Config": "stresslab.config.schema",

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import jax
 import xarray as xr
 
-from stresslab import __version__, status
+from stresslab import status
 from stresslab.config.loading import ScenarioSet, load_config, validate
 from stresslab.config.schema import Config
 from stresslab.engine import devices as device_choice
@@ -34,6 +34,7 @@ from stresslab.io.dataset import assemble
 from stresslab.market.model import Static, build
 from stresslab.metrics import accessor as _accessor  # noqa: F401  (results carry ds.stress)
 from stresslab.progress import progress_bar
+from stresslab.version import __version__
 
 STAGING = "paths"
 """Name of the shared store of a multi-process run, inside the output's ``.partial`` directory."""

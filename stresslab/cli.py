@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from stresslab import __version__
+from stresslab.version import __version__
 
 if TYPE_CHECKING:
     import xarray as xr
