@@ -321,6 +321,102 @@ def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bo
     click.echo(f"results: {target}")
 
 
+_data_help = ("Real 1-minute prices: a shipped day (2020-03-12, 2021-05-19, 2025-10-10) or a CSV of 1-minute bars "
+              "(see docs/historical.md).")
+
+
+@main.command()
+@_config_argument
+@click.option("--data", "-d", required=True, metavar="DAY|CSV", help=_data_help)
+@click.option("--paths", "-n", type=int, default=1000, show_default=True,
+              help="Simulated paths, all kept as sample paths (at most 10000).")
+@click.option("--seed", type=int, help="Random seed (default: simulation.seed).")
+@click.option("--start", metavar="UTC", help="The scenario's start, if the config has no simulation.start "
+                                             "(e.g. 2021-05-19T09:00).")
+@click.option("--plot", type=click.Path(path_type=Path), help="Draw the real path over the simulated fan (PNG).")
+@click.option("--table", type=click.Path(path_type=Path), help="Write the comparison table (.csv or .json).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --plot or --table file.")
+@_set_option
+@_quiet_option
+def compare(config: str, data: str, paths: int, seed: int | None, start: str | None, plot: Path | None,
+            table: Path | None, overwrite: bool, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Compare CONFIG's stylised facts (drawdown, timing, retrace, worst minutes, ...) with a real day's.
+
+    Prints, for every fact, the real value and the simulated median with its 5-95 % band, on the window the
+    config covers from simulation.start (cut to the minutes the data cover).
+    """
+    from stresslab.io import targets
+
+    with _reported():
+        source = _config_file(config)
+        for path, suffixes in ((plot, (".png",)), (table, (".csv", ".json"))):
+            if path is not None:
+                targets.check_output(path, overwrite=overwrite, suffixes=suffixes)
+        _start_jax()
+        from stresslab import historical
+
+        with _warnings_as_lines():
+            result = historical.compare(source, data, paths=paths, seed=seed, overrides=overrides, start=start,
+                                        progress=_progress(quiet))
+        if plot is not None:
+            historical.plot(result, plot)
+        if table is not None:
+            _write_table(result.table, table)
+    click.echo(historical.format_table(result))
+    for path in (plot, table):
+        if path is not None:
+            click.echo(f"written: {path}")
+
+
+def _write_table(frame, path: Path) -> None:
+    """A table as CSV or JSON (records keyed by the index), written whole or not at all."""
+    staged = path.with_name(path.name + ".partial")
+    if path.suffix == ".csv":
+        frame.to_csv(staged, index_label="fact")
+    else:
+        frame.to_json(staged, orient="index", indent=1)
+    staged.replace(path)
+
+
+@main.command()
+@_config_argument
+@click.option("--data", "-d", metavar="DAY|CSV", help=_data_help + " Default: the config's fit.data.")
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Output directory (default: the config's name with the suffix .fit).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@_set_option
+@_quiet_option
+def fit(config: str, data: str | None, out: Path | None, overwrite: bool, overrides: tuple[str, ...],
+        quiet: bool) -> None:
+    """Fit the fields of CONFIG's [fit] section to a real day (CMA-ES on the stylised facts: the method of
+    simulated moments); write DIR/fitted.toml (headed by this command), DIR/trace.csv and the real path over the
+    simulated fan before and after (DIR/before.png, DIR/after.png)."""
+    from stresslab.io import targets
+
+    with _reported():
+        source = _config_file(config)
+        target = out if out is not None else Path(source.stem + ".fit")
+        targets.check_output(target, overwrite=overwrite)  # before the fit, which takes minutes
+        _start_jax()
+        from stresslab import historical
+
+        with _warnings_as_lines():
+            result = historical.fit(source, overrides=overrides, data=data, progress=_progress(quiet))
+        target.mkdir(exist_ok=True)
+        result.trace.to_csv(target / "trace.csv", index_label="generation")
+        historical.plot(result.before, target / "before.png")
+        historical.plot(result.after, target / "after.png")
+        staged = target / "fitted.toml.partial"
+        staged.write_text(result.to_toml(shlex.join(["stresslab", *sys.argv[1:]])))
+        staged.replace(target / "fitted.toml")
+    lines = [f"{'parameter':<36}{'initial':>14}{'fitted':>14}"]
+    lines += [f"{name:<36}{result.initial[name]:>14.6g}{value:>14.6g}" for name, value in result.values.items()]
+    lines += [f"distance {result.distance_before:.4g} -> {result.distance_after:.4g}", "before:",
+              historical.format_table(result.before), "after:", historical.format_table(result.after),
+              f"results: {target}"]
+    click.echo("\n".join(lines))
+
+
 def _format_calibration(result: CalibrationResult) -> str:
     """Tuned values and the held-out hard-rule objective before and after, with 95 % intervals."""
     lines = [f"{'control':<32}{'initial':>14}{'tuned':>14}"]

@@ -228,12 +228,14 @@ def _with_values(raw: dict, names: list[str], values: np.ndarray) -> dict:
     return out
 
 
-def fit(config, *, overrides: Iterable[str] = (), progress: bool = False) -> FitResult:
+def fit(config, *, overrides: Iterable[str] = (), data: str | os.PathLike[str] | None = None,
+        progress: bool = False) -> FitResult:
     """Fit a scenario's ``[fit]`` parameters to real minute prices (the method of simulated moments).
 
     CMA-ES (``stresslab.calibrate.cmaes``) minimises :func:`distance` between the real facts of ``fit.data`` and the
     median facts of ``fit.paths`` simulated paths, over the parameters' boxes, with common random numbers (the
-    config's seed for every candidate). The window is the config's horizon from ``simulation.start``.
+    config's seed for every candidate). The window is the config's horizon from ``simulation.start``. ``data``
+    replaces ``fit.data``.
 
     Raises:
         ConfigError: no ``[fit]`` section, a sweep, a parameter the config lacks, or a config ``compare`` refuses.
@@ -247,6 +249,9 @@ def fit(config, *, overrides: Iterable[str] = (), progress: bool = False) -> Fit
     if len(scenarios.scenarios) != 1:
         raise ConfigError(f"fit needs one scenario; this config sweeps {', '.join(scenarios.axes)}")
     raw = scenarios.resolved
+    source = spec.data if data is None else str(data)
+    if data is not None:
+        raw["fit"]["data"] = source
     names = [p.name for p in spec.parameters]
     lower = np.array([p.lower for p in spec.parameters])
     upper = np.array([p.upper for p in spec.parameters])
@@ -261,7 +266,7 @@ def fit(config, *, overrides: Iterable[str] = (), progress: bool = False) -> Fit
         nonlocal real
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            comparison = compare(_with_values(raw, names, values), spec.data, paths=spec.paths)
+            comparison = compare(_with_values(raw, names, values), source, paths=spec.paths)
         if real is None:
             real = facts.facts(comparison.real)
         return comparison, distance(real, facts.facts(comparison.simulated), spec.facts)

@@ -114,3 +114,56 @@ def test_fit_refuses_a_problem_it_cannot_fit(fit, message):
         config["fit"] = fit
     with pytest.raises(ConfigError, match=message):
         historical.fit(config)
+
+
+def _write_config(path, config) -> None:
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(config))
+
+
+def test_the_compare_command_prints_the_table_and_writes_the_plot_and_the_table(tmp_path, cli):
+    config = tmp_path / "day.toml"
+    _write_config(config, _config())
+    plot, table = tmp_path / "day.png", tmp_path / "day.json"
+    done = cli("compare", config, "--data", "2021-05-19", "-n", "32", "--plot", plot, "--table", table, "-q")
+    assert done.exit_code == 0, done.stderr
+    assert "2021-05-19 09:00 UTC + 120 min" in done.stdout and "largest 1-minute fall" in done.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import json
+
+    rows = json.loads(table.read_text())
+    assert set(rows) == {fact.name for fact in facts.FACTS} and set(rows["end_return"]) >= {"real", "median", "inside"}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--plot", "day.jpg"], "unknown output format '.jpg'; allowed: '.png'"),
+    (["--data", "1999-01-01"], "--data 1999-01-01: no such file, and not a shipped day"),
+])
+def test_the_compare_command_refuses_bad_arguments_with_exit_2(tmp_path, cli, monkeypatch, extra, message):
+    config = tmp_path / "day.toml"
+    _write_config(config, _config())
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", config, "--data", "2021-05-19", "-n", "8", *extra]
+    done = cli(*args)
+    assert done.exit_code == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_fit_command_writes_a_fitted_config_that_runs(tmp_path, cli, monkeypatch):
+    config = _config(gap=-0.05)
+    config["fit"] = {"data": "2021-05-19", "paths": 16, "generations": 2, "population": 4,
+                     "parameters": [{"name": "market.shocks.0.size", "lower": -0.3, "upper": -0.01}]}
+    source = tmp_path / "day.toml"
+    _write_config(source, config)
+    out = tmp_path / "day.fit"
+    monkeypatch.setattr("sys.argv", ["stresslab", "fit", str(source), "-o", str(out), "-q"])  # as the user typed it
+    done = cli("fit", source, "-o", out, "-q")
+    assert done.exit_code == 0, done.stderr
+    assert "distance" in done.stdout and "market.shocks.0.size" in done.stdout
+    fitted = (out / "fitted.toml").read_text()
+    assert fitted.startswith(f"# fitted by: stresslab fit {source} -o {out} -q\n")
+    assert len(pd.read_csv(out / "trace.csv")) == 2
+    assert (out / "before.png").exists() and (out / "after.png").exists()
+    assert cli("check", out / "fitted.toml").exit_code == 0
+    again = cli("fit", source, "-o", out, "-q")
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.stderr
