@@ -18,7 +18,7 @@ TIME_POINTS = 7
 HORIZON = "1h"
 START_PRICE = 100.0
 PER_PATH = ("scenario", "path")
-BANDS = ("scenario", "time", "quantile")
+BANDS = ("scenario", "time", "level")
 OTHER_PER_PATH = ("funding_long", "funding_short", "min_funding_rate", "max_funding_rate", "max_haircut")
 """Per-path variables of a run (funding, haircuts) that no tail metric, table or report section reads.
 ``others=True`` adds them, with the halts and a per-venue variable, so that a synthetic result has every
@@ -78,7 +78,7 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others:
         data["venue_cascade_depth"] = ((*PER_PATH, "venue"), per_venue, attrs("venue_cascade_depth"))
     coords = {
         "scenario": np.arange(scenarios), "path": np.arange(paths),
-        "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "quantile": levels,
+        "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "level": levels,
         "market.sigma": ("scenario", sigma),
     }
     if others:

@@ -189,7 +189,7 @@ def test_console_script_runs_and_writes_netcdf(config: Path, tmp_path: Path) -> 
     assert "depth VaR 99%" in done.stdout and f"results: {out}" in done.stdout
     assert "simulating" in done.stderr  # the progress bar
     with xr.open_dataset(out) as ds:
-        assert ds.sizes == {"scenario": 1, "path": 100, "time": 7, "quantile": 7}
+        assert ds.sizes == {"scenario": 1, "path": 100, "time": 7, "level": 7}
 
 
 @pytest.mark.slow

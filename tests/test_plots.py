@@ -63,7 +63,7 @@ def test_fan_of_one_scenario_has_a_band_per_quantile_pair_and_the_median(ds: xr.
     assert len(_bands(ax)) == BAND_PAIRS
     median, *rest = ax.lines
     variable = figures.BANDS[quantity].variable
-    np.testing.assert_allclose(median.get_ydata(), ds[variable].sel(scenario=1, quantile=0.5))
+    np.testing.assert_allclose(median.get_ydata(), ds[variable].sel(scenario=1, level=0.5))
     np.testing.assert_allclose(median.get_xdata(), np.linspace(0, 60, len(ds.time)))  # minutes over 1 h
     assert ax.get_xlabel() == "time (min)" and ax.get_ylabel() == figures.BANDS[quantity].ylabel
     assert [list(line.get_ydata()) for line in rest] == ([[reference, reference]] if reference is not None else [])
@@ -207,7 +207,7 @@ def test_a_large_sweep_draws_the_first_panels_and_says_so() -> None:
      r"no data variable 'nope'; per-path variables: bad_debt, cascade_depth, funding_long"),
     (lambda s, ax: s.plot_exceedance("depth"), KeyError, r"no data variable 'depth'"),
     (lambda s, ax: s.plot_distribution("price_quantiles"), ValueError,
-     r"'price_quantiles' has no 'path' dim \(dims: scenario, time, quantile\); per-path variables: bad_debt"),
+     r"'price_quantiles' has no 'path' dim \(dims: scenario, time, level\); per-path variables: bad_debt"),
     (lambda s, ax: s.plot_distribution(level=1.5), ValueError, r"level must be strictly between 0 and 1 \(got 1.5\)"),
     (lambda s, ax: s.plot_exceedance(level=0), ValueError, r"level must be strictly between 0 and 1"),
     (lambda s, ax: s.plot_fan("volume"), ValueError,

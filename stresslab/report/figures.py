@@ -57,7 +57,8 @@ TIME_UNITS = (("d", 86_400.0), ("h", 3_600.0), ("min", 60.0), ("s", 1.0))
 TIME_UNIT_MIN_SPAN = 2.0
 COLORS = "tab10"
 """matplotlib colormap that colours the scenarios."""
-QUANTILE_DIM = "quantile"
+QUANTILE_DIM = "level"
+"""The dim of the quantile bands: the probability level of each band, in (0, 1)."""
 MARKERS = (("VaR", "--"), ("ES", ":"))
 """Name and line style of the tail marks on a distribution, in the order drawn."""
 
@@ -141,7 +142,7 @@ def draw_fan(ax: Axes, ds: xr.Dataset, quantity: str, position: int, *, legend: 
 
     Args:
         ax: the axes to draw on.
-        ds: a result with the quantity's band variable on (scenario, time, quantile).
+        ds: a result with the quantity's band variable on (scenario, time, level).
         quantity: a key of :data:`BANDS` (``"price"``, ``"depth"``, ``"liquidation"``).
         position: index of the scenario along the ``scenario`` dim.
         legend: add a legend naming the bands.
