@@ -4,13 +4,14 @@ Importing :mod:`stresslab` registers it, so any Dataset from :func:`stresslab.si
 or read back from disk (:func:`stresslab.io.store.read`, lazily) answers::
 
     ds.stress.var("cascade_depth", 0.99)       # fraction of the start price, per scenario
-    ds.stress.es("bad_debt", 0.95)             # quote currency, per scenario
+    ds.stress.es("bad_debt", 0.95)             # the result's currency (e.g. USD), per scenario
     ds.stress.exceedance("cascade_depth", 0.1) # probability in [0, 1], per scenario
     ds.stress.summary()                        # pandas DataFrame, one row per scenario
+    ds.stress.headline()                       # VaR/ES with CIs of depth, liquidations, bad debt
     ds.stress.var_ci("cascade_depth", 0.99)    # lower/upper along a ``bound`` dim
     ds.stress.es_ci("cascade_depth", 0.99)
-    ds.stress.liquidations_at_risk(0.99)       # Dataset: var, es, quote currency
-    ds.stress.bad_debt_at_risk(0.99)           # Dataset: var, es, quote currency
+    ds.stress.liquidations_at_risk(0.99)       # Dataset: var, es, the result's currency
+    ds.stress.bad_debt_at_risk(0.99)           # Dataset: var, es, the result's currency
     ds.stress.p_fund_exhausted()               # probability in [0, 1]
     ds.stress.recovery()                       # Dataset: medians in seconds, p_recovered
     ds.stress.halts()                          # Dataset: P(halt), halted time (s), halt counts
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from stresslab.metrics.headline import CONFIDENCE, HEADLINE_LEVELS, headline_table
 from stresslab.metrics import tail
 
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ class StressAccessor:
         """VaR and ES at ``level`` of ``liquidated_long + liquidated_short`` per path.
 
         Returns:
-            A Dataset with ``var`` and ``es``, quote currency, one value per scenario.
+            A Dataset with ``var`` and ``es``, in the result's currency, one value per scenario.
             See :func:`stresslab.metrics.tail.liquidations_at_risk`.
         """
         self._require(*tail.LIQUIDATED)
@@ -119,7 +121,7 @@ class StressAccessor:
         """VaR and ES at ``level`` of ``bad_debt`` per path.
 
         Returns:
-            A Dataset with ``var`` and ``es``, quote currency, one value per scenario.
+            A Dataset with ``var`` and ``es``, in the result's currency, one value per scenario.
             See :func:`stresslab.metrics.tail.bad_debt_at_risk`.
         """
         self._require("bad_debt")
@@ -162,15 +164,23 @@ class StressAccessor:
         """
         return tail.halt_stats(self._ds, quantiles)
 
-    def summary(self) -> pd.DataFrame:
+    def summary(self, variables: Sequence[str] = tail.SUMMARY_VARIABLES,
+                levels: Sequence[float] = tail.SUMMARY_LEVELS) -> pd.DataFrame:
         """The headline tail metrics, one row per scenario (:func:`stresslab.metrics.tail.summary_table`).
 
-        Columns: the swept config fields, then ``var_95``, ``es_95``, ``var_99``, ``es_99``
-        of ``cascade_depth`` (fractions of the start price), ``p_liquidation`` (in [0, 1])
-        and ``mean_bad_debt`` (quote currency); with circuit breakers, the columns of
-        :meth:`halts` after them.
+        Columns: the swept config fields, then ``<variable>_var_95``, ``<variable>_es_95``, ... of
+        each of ``variables`` (default ``cascade_depth``, fractions of the start price;
+        ``"liquidated"``: long plus short) at each of ``levels``, ``p_liquidation`` (in [0, 1])
+        and ``mean_bad_debt`` (the result's currency); with circuit breakers, the columns of
+        :meth:`halts` after them. ``table.attrs["units"]`` gives each column's units.
         """
-        return tail.summary_table(self._ds)
+        return tail.summary_table(self._ds, tuple(variables), tuple(levels))
+
+    def headline(self, levels: Sequence[float] = HEADLINE_LEVELS,
+                 confidence: float = CONFIDENCE) -> pd.DataFrame:
+        """VaR and ES with confidence intervals of cascade depth, liquidated notional and bad debt, P(liquidation)
+        and P(fund exhausted), one row per scenario: :func:`stresslab.metrics.headline.headline`."""
+        return headline_table(self._ds, tuple(levels), confidence)
 
     def plot_fan(self, quantity: str = "price", scenario: Scenario = None, ax: Axes | None = None) -> Axes | Figure:
         """Fan chart: quantile bands over paths of ``quantity`` against time.
