@@ -143,5 +143,6 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
 
 
 def _swept_attrs(name: str) -> dict[str, str]:
-    """``long_name`` of the coordinate of the swept config field ``name`` (e.g. ``"market.sigma"``)."""
-    return {"long_name": f"config field {name} (swept)"}
+    """``long_name`` and ``comment`` of the coordinate of the swept config field ``name`` (e.g. ``"market.sigma"``):
+    its values are in the config's units (README "Units"), which the schema gives per field, not as udunits."""
+    return {"long_name": f"config field {name} (swept)", "comment": "in the units of the config field"}

@@ -37,8 +37,11 @@ ZARR_FORMAT = 2
 ZARR_CHUNK_BYTES = 32 * 2**20
 """Largest Zarr chunk written for an in-memory array, bytes (compressors refuse chunks over 2 GiB)."""
 NETCDF_COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
-"""h5netcdf encoding of every numeric array in a netCDF file: deflate (zlib) level 4 after byte shuffling,
-which every netCDF-4 reader decodes."""
+"""netCDF encoding of the numeric arrays of a netCDF file: deflate (zlib) level 4 after byte shuffling, which
+every netCDF-4 reader decodes."""
+NETCDF_MIN_COMPRESSED_BYTES = 4096
+"""Smaller arrays are stored contiguous: the chunk index of a compressed HDF5 dataset outweighs what
+compressing a few kilobytes saves."""
 ZARR_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 """Compressor of every Zarr array written: Blosc with zstd after byte shuffling."""
 ZARR_COMPRESSOR_KEY = "compressors" if int(zarr.__version__.split(".")[0]) >= 3 else "compressor"
@@ -141,9 +144,10 @@ def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
 
 
 def _netcdf_encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
-    """:data:`NETCDF_COMPRESSION` for every numeric array (scalars and strings are stored as they are)."""
+    """:data:`NETCDF_COMPRESSION` for every numeric array of :data:`NETCDF_MIN_COMPRESSED_BYTES` or more
+    (scalars, strings and small arrays are stored as they are)."""
     return {str(name): dict(NETCDF_COMPRESSION) for name, variable in ds.variables.items()
-            if variable.ndim > 0 and _numeric(variable)}
+            if variable.ndim > 0 and _numeric(variable) and variable.nbytes >= NETCDF_MIN_COMPRESSED_BYTES}
 
 
 def _numeric(variable: xr.Variable) -> bool:
