@@ -37,7 +37,7 @@ side = "short"
 leverage = 20
 notional = 5e6
 """
-METRIC_HEADERS = ("depth VaR/ES 95%", "depth VaR/ES 99%", "liq VaR/ES 99% (USD", "bad debt VaR/ES 99% (USD", "P(liq)",
+METRIC_HEADERS = ("depth VaR/ES 99%", "liq VaR/ES 99% (USD", "bad debt VaR/ES 99% (USD", "P(liq)",
                   "P(fund out)")
 
 

@@ -120,7 +120,7 @@ def test_printed_table_shows_the_money_in_the_currency_within_120_columns() -> N
     text = tables.display_table(ds).reset_index().to_string(index=False)
     header = text.splitlines()[0]
     assert "liq VaR/ES 99% (USD bn)" in header and "bad debt VaR/ES 99% (USD m)" in header
-    assert "P(liq)" in header and "depth VaR/ES 95%" in header
+    assert "P(liq)" in header and "depth VaR/ES 99%" in header
     assert max(len(line) for line in text.splitlines()) <= 120
     liquidated = (ds.liquidated_long + ds.liquidated_short).isel(scenario=0).values.astype(np.float64)
     expected = _by_hand(liquidated, 0.99)

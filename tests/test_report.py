@@ -109,7 +109,7 @@ def test_report_writes_figures_summary_and_self_contained_html(report_dir: Path)
     assert "depth VaR/ES 99%" in page and "liq VaR/ES 99% (USD" in page and "market.sigma" in page
 
     summary = (report_dir / build.SUMMARY_FILE).read_text(encoding="utf-8")
-    assert "| scenario | market.sigma | depth VaR/ES 95% |" in summary
+    assert "| scenario | market.sigma | depth VaR/ES 99% |" in summary
     assert "- **seed**: 0" in summary and "- **git_commit**: " in summary and "unknown" not in summary
     assert "Run on 20" in summary and "- **date_created**: 20" in summary and "- **currency**: USD" in summary
     assert "Circuit breakers" not in summary  # the config has none: no table of zeros

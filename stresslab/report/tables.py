@@ -18,7 +18,6 @@ from stresslab.metrics.tail import (
     HALT_QUANTILES,
     HEADLINE_LEVEL,
     SCENARIO_DIM,
-    SUMMARY_LEVELS,
     halt_stats,
     has_halts,
     level_suffix,
@@ -38,20 +37,20 @@ CAPTION_WIDTH = 100
 def display_table(ds: xr.Dataset) -> pd.DataFrame:
     """The headline metrics (:func:`stresslab.metrics.headline.headline`) as text, one row per scenario.
 
-    Columns: the swept config fields as they are; ``depth VaR/ES 95%`` and ``99%``, the cascade
-    depth VaR and ES as percentages of the start price; ``liq VaR/ES 99% (USD bn)``, the notional
+    Columns: the swept config fields as they are; ``depth VaR/ES 99%``, the cascade depth VaR and
+    ES as percentages of the start price; ``liq VaR/ES 99% (USD bn)``, the notional
     liquidated (long plus short), and ``bad debt VaR/ES 99% (USD m)``, in the result's currency
     scaled to a readable unit that the header names; ``P(liq)``, the percentage of paths with any
     liquidation; ``P(fund out)``, of paths that exhausted the insurance fund (when the result has
-    ``fund_exhausted_step``). Each VaR/ES cell is ``VaR / ES``. Indexed by ``scenario``.
+    ``fund_exhausted_step``). Each VaR/ES cell is ``VaR / ES``, at 99 % (95 % and the confidence
+    intervals are in :func:`~stresslab.metrics.headline.headline`), so that a sweep's table stays
+    within 120 columns. Indexed by ``scenario``.
     """
     table = headline(ds)
     currency = table.attrs["currency"]
     shown = _swept(ds)
-    for level in SUMMARY_LEVELS:
-        suffix = level_suffix(level)
-        shown[f"depth VaR/ES {PERCENT * level:g}%"] = _pairs(table, f"cascade_depth_%s_{suffix}", _percentages)
     suffix = level_suffix(HEADLINE_LEVEL)
+    shown[f"depth VaR/ES {PERCENT * HEADLINE_LEVEL:g}%"] = _pairs(table, f"cascade_depth_%s_{suffix}", _percentages)
     for name, label in MONEY_COLUMNS:
         stem = f"{name}_%s_{suffix}"
         factor, scale = money_scale(table[[stem % "var", stem % "es"]].to_numpy())
