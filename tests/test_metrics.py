@@ -195,3 +195,21 @@ def test_summary_table_needs_a_scenario_dim() -> None:
     ds = xr.Dataset({"cascade_depth": ("path", np.ones(4))})
     with pytest.raises(ValueError, match="no 'scenario' dim"):
         summary_table(ds)
+
+
+def test_metrics_modules_import_nothing_from_report() -> None:
+    """Layering: report imports metrics, never the other way; the accessor sits above both (stresslab.accessor)."""
+    import ast
+    from pathlib import Path
+
+    import stresslab.metrics
+
+    package = Path(stresslab.metrics.__file__).parent
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        assert not [name for name in imported if name.startswith("stresslab.report")], module.name
+    from stresslab.accessor import StressAccessor
+
+    assert isinstance(xr.Dataset().stress, StressAccessor)
