@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stresslab.metrics.headline import CONFIDENCE, HEADLINE_LEVELS, headline_table
 from stresslab.metrics import tail
+from stresslab.metrics.headline import CONFIDENCE, HEADLINE_LEVELS, headline_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

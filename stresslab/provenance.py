@@ -46,7 +46,8 @@ def now() -> str:
 
 
 def command(argv: list[str] | None = None) -> str:
-    """What made this result, for CF ``history``: ``"stresslab run …"`` from the command line, else ``"stresslab.simulate"``."""
+    """What made this result, for CF ``history``: ``"stresslab run …"`` from the command line, else
+    ``"stresslab.simulate"``."""
     args = sys.argv if argv is None else argv
     if args and _is_cli(args[0]):
         return " ".join(["stresslab", *args[1:]])

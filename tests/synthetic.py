@@ -30,7 +30,11 @@ VENUES = ("spot", "perp")
 """Venues of the per-venue variable (``venue_cascade_depth`` on scenario, path, venue) that ``others`` adds."""
 
 
-def attrs(name: str, dtype: np.dtype = np.dtype(np.float32)) -> dict[str, object]:
+FLOAT = np.dtype(np.float32)
+"""The dtype of the synthetic per-path variables."""
+
+
+def attrs(name: str, dtype: np.dtype = FLOAT) -> dict[str, object]:
     """The CF attributes a run gives output ``name`` (or the series behind ``<series>_quantiles``), from the
     registry, money in :data:`CURRENCY`."""
     for series in SERIES:

@@ -107,11 +107,11 @@ def halt_caption(ds: xr.Dataset) -> str:
 def caption(ds: xr.Dataset) -> str:
     """What :func:`display_table`'s columns mean and their units, with the path count, in one paragraph."""
     currency = ds.attrs.get("currency", ds["bad_debt"].attrs.get("units", "quote currency"))
-    return textwrap.fill(f"{ds.sizes['path']:,} paths per scenario; each cell VaR / ES over paths; depth: cascade depth, the "
+    text = (f"{ds.sizes['path']:,} paths per scenario; each cell VaR / ES over paths; depth: cascade depth, the "
             f"maximum drawdown from the start price, % of it; liq: notional liquidated, long plus short, and bad "
             f"debt, in {currency} (bn = 1e9, m = 1e6); P(liq): paths with any liquidation; P(fund out): paths that "
-            f"exhausted the insurance fund; confidence intervals: --metrics FILE or ds.stress.headline()",
-                         width=CAPTION_WIDTH)
+            f"exhausted the insurance fund; confidence intervals: --metrics FILE or ds.stress.headline()")
+    return textwrap.fill(text, width=CAPTION_WIDTH)
 
 
 def _swept(ds: xr.Dataset) -> pd.DataFrame:
