@@ -198,3 +198,10 @@ def test_report_writes_the_headline_metrics_and_names_the_config(report_dir: Pat
     named = build.write_report(build.load_result(result).assign_attrs(config_name="sweep"), tmp_path / "named")
     assert (named / build.SUMMARY_FILE).read_text(encoding="utf-8").startswith("# stresslab report: sweep\n")
     assert "<h1>stresslab report: sweep</h1>" in (named / build.HTML_FILE).read_text(encoding="utf-8")
+
+
+def test_a_result_with_the_old_quantile_dim_still_makes_a_report(result: Path, tmp_path: Path) -> None:
+    old = store.write(store.read(result).load().rename(level="quantile"), tmp_path / "old.zarr")
+    loaded = build.load_result(old)
+    assert "level" in loaded.dims and "quantile" not in loaded.dims
+    assert (build.write_report(loaded, tmp_path / "old.report") / build.HTML_FILE).is_file()

@@ -132,7 +132,8 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
         "Conventions": CONVENTIONS,
         "title": f"stresslab stress test{f': {name}' if name else ''}",
         "history": f"{created} {provenance.command()}",
-        "source": f"stresslab {attrs.get('stresslab_version', '')} Monte Carlo simulation".replace("  ", " "),
+        "source": " ".join(str(part) for part in ("stresslab", attrs.get("stresslab_version"), "Monte Carlo simulation")
+                           if part),
         "date_created": created,
         **({"config_name": name} if name else {}),
         "currency": currency,

@@ -38,6 +38,8 @@ REQUIRED = (*(output(name).name for name in ("cascade_depth", "liquidated_long",
 OPTIONAL = (*tail.HALT_VARIABLES, "fund_exhausted_step")
 """Data variables a report shows when the result has them (circuit-breaker halts, the insurance fund running
 out); others are not read."""
+OLD_LEVEL_DIM = "quantile"
+"""What results written before the band dim was named ``level`` call it; :func:`load_result` renames it."""
 METRICS_FILE = "metrics.json"
 """The headline metrics of the result (:func:`stresslab.metrics.headline.write_metrics`), in every report."""
 PROVENANCE = ("config_name", "date_created", "history", "currency", "seed", "paths", "swept", "stresslab_version",
@@ -109,7 +111,10 @@ def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
         ds.close()
         raise ResultError(f"{source}: not a stresslab result; missing variables: {', '.join(missing)}")
     with ds:
-        return ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
+        loaded = ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
+    if OLD_LEVEL_DIM in loaded.dims and figures.QUANTILE_DIM not in loaded.dims:
+        loaded = loaded.rename({OLD_LEVEL_DIM: figures.QUANTILE_DIM})
+    return loaded
 
 
 def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
