@@ -118,14 +118,14 @@ Shock = Annotated[Gap | VolSpike | SellProgram, Field(discriminator="type")]
 class Market(_Model):
     """Exogenous price: GBM with Merton jumps and scheduled shocks."""
 
-    currency: str = Field("USD", description="quote currency: a 3-letter uppercase ISO 4217 code; the units of "
-                                             "every money variable of the results")
     price: PositiveFloat = Field(100.0, description="initial price, quote currency")
     sigma: NonNegFloat = Field(0.5, le=50, description="volatility per year")
     drift: float = Field(0.0, ge=-100, le=100, description="drift per year")
     jumps: Jumps = Jumps()
     daily_volume: NonNegFloat = Field(0.0, description="background traded notional per day")
     shocks: tuple[Shock, ...] = ()
+    currency: str = Field("USD", description="quote currency: a 3-letter uppercase ISO 4217 code; the units of "
+                                             "every money variable of the results")
 
     @field_validator("currency", mode="before")
     @classmethod
