@@ -63,7 +63,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
     first, second = _run_processes(2, "c.toml", "--out", "two.zarr", cwd=work)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert "depth VaR 99%" in first.stdout and "results: two.zarr" in first.stdout
+    assert "depth VaR/ES 99%" in first.stdout and "results: two.zarr" in first.stdout
     assert second.stdout == "" and "error" not in second.stderr
     ds = store.read(work / "two.zarr").load()
     per_process = len(jax.local_devices())  # the children see the same CPU device count (one per core by default)
