@@ -116,7 +116,7 @@ def test_dataset_reduces_every_per_path_variable() -> None:
     rng = np.random.default_rng(8)
     ds = xr.Dataset(
         {"a": (("scenario", "path"), rng.normal(size=(2, 50))), "b": (("scenario", "path"), rng.normal(size=(2, 50))),
-         "band": (("scenario", "quantile"), rng.normal(size=(2, 3)))},
+         "band": (("scenario", "level"), rng.normal(size=(2, 3)))},
         attrs={"seed": 0},
     )
     result = var(ds, 0.9)
