@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, Literal
 import jax
 import xarray as xr
 
-from stresslab import status
+from stresslab import provenance, status
 from stresslab.config.loading import ScenarioSet, load_config, validate
 from stresslab.config.schema import Config
 from stresslab.engine import devices as device_choice
@@ -334,17 +333,7 @@ def _provenance(paths: int, platform: str, device_count: int, process_count: int
         "backend": platform,
         "device_count": device_count,
         "process_count": process_count,
-        "git_commit": _git_commit(),
+        **provenance.commit_attrs(),
         "paths": paths,
     }
 
-
-def _git_commit() -> str:
-    """The commit of the stresslab checkout this code runs from, or "unknown" (e.g. a wheel install)."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and len(commit) == 40 else "unknown"

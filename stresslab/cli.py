@@ -177,6 +177,16 @@ def main() -> None:
     """Monte Carlo stress tests of flash crashes and liquidation cascades."""
 
 
+def _metrics_path(value: Path | None) -> Path | None:
+    """``--metrics``: refused before any simulation unless it ends in .json or .csv."""
+    from stresslab.metrics.headline import check_metrics_path
+
+    try:
+        return None if value is None else check_metrics_path(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 @main.command()
 @_config_argument
 @click.option("--paths", "-n", type=int, help="Paths per scenario (default: simulation.paths).")
@@ -203,12 +213,14 @@ def main() -> None:
                    "1 turns detection off).")
 @click.option("--process-id", type=int, metavar="I",
               help="Multi-process run: this process's index, 0 to N-1 (auto-detected under SLURM srun).")
+@click.option("--metrics", type=click.Path(path_type=Path), callback=lambda ctx, param, value: _metrics_path(value),
+              help="Write the headline metrics with confidence intervals here: JSON (*.json) or CSV (*.csv).")
 @_set_option
 @_quiet_option
 def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None, out: Path | None,
         overwrite: bool, on_error: str, resume: bool, device: str | None, num_devices: int | None,
         coordinator: str | None, num_processes: int | None, process_id: int | None,
-        overrides: tuple[str, ...], quiet: bool) -> None:
+        metrics: Path | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Simulate the scenarios of CONFIG and print their tail metrics.
 
     CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`).
@@ -248,6 +260,10 @@ def run(config: str, paths: int | None, seed: int | None, chunk_size: int | None
     if ds is None:
         return
     click.echo(_format_summary(ds))
+    if metrics is not None:
+        from stresslab.metrics.headline import write_metrics
+
+        click.echo(f"metrics: {write_metrics(ds, metrics)}")
     if out is not None:
         click.echo(f"results: {out}")
 

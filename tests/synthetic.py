@@ -11,14 +11,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from stresslab.io.dataset import cf_attrs
 from stresslab.market.model import SERIES, output
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 TIME_POINTS = 7
 HORIZON = "1h"
 START_PRICE = 100.0
+CURRENCY = "USD"
+"""``market.currency`` of the synthetic results: the units of their money variables."""
 PER_PATH = ("scenario", "path")
-BANDS = ("scenario", "time", "quantile")
+BANDS = ("scenario", "time", "level")
 OTHER_PER_PATH = ("funding_long", "funding_short", "min_funding_rate", "max_funding_rate", "max_haircut")
 """Per-path variables of a run (funding, haircuts) that no tail metric, table or report section reads.
 ``others=True`` adds them, with the halts and a per-venue variable, so that a synthetic result has every
@@ -27,13 +30,18 @@ VENUES = ("spot", "perp")
 """Venues of the per-venue variable (``venue_cascade_depth`` on scenario, path, venue) that ``others`` adds."""
 
 
-def attrs(name: str) -> dict[str, str]:
-    """Units and long name of output ``name`` (or of the series behind ``<series>_quantiles``), from the registry."""
+FLOAT = np.dtype(np.float32)
+"""The dtype of the synthetic per-path variables."""
+
+
+def attrs(name: str, dtype: np.dtype = FLOAT) -> dict[str, object]:
+    """The CF attributes a run gives output ``name`` (or the series behind ``<series>_quantiles``), from the
+    registry, money in :data:`CURRENCY`."""
     for series in SERIES:
         if name == f"{series.name}_quantiles":
-            return {"units": series.units, "long_name": f"quantiles over paths of {series.long_name}"}
+            return cf_attrs(series.units, f"quantiles over paths of {series.long_name}", CURRENCY, dtype)
     entry = output(name)
-    return {"units": entry.units, "long_name": entry.long_name}
+    return cf_attrs(entry.units, entry.long_name, CURRENCY, dtype)
 
 
 def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others: bool = False,
@@ -78,13 +86,14 @@ def result(scenarios: int = 2, paths: int = 400, *, halts: bool = False, others:
         data["venue_cascade_depth"] = ((*PER_PATH, "venue"), per_venue, attrs("venue_cascade_depth"))
     coords = {
         "scenario": np.arange(scenarios), "path": np.arange(paths),
-        "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "quantile": levels,
+        "time": pd.timedelta_range(0, HORIZON, periods=TIME_POINTS).to_numpy(), "level": levels,
         "market.sigma": ("scenario", sigma),
     }
     if others:
         coords["venue"] = np.asarray(VENUES)
+    config = '[market]\nsigma = "swept"\n' + ("[breakers]\nenabled = true\n" if halts or others else "")
     return xr.Dataset(data, coords=coords, attrs={"seed": seed, "paths": paths, "swept": "market.sigma",
-                                                   "config": '[market]\nsigma = "swept"\n'})
+                                                   "currency": CURRENCY, "config": config})
 
 
 def with_halts(halted_time: np.ndarray, halt_count: np.ndarray) -> xr.Dataset:

@@ -103,7 +103,7 @@ def test_post_halt_gap_from_liquidations_queued_in_the_halt():
                       liquidation={"adl": False, "insurance_fund": 1e9})
     ds = run64(raw).isel(path=0)
     price = ds.sample_price.isel(sample=0).values
-    liquidated = ds.liquidation_quantiles.sel(quantile=0.5).values  # notional per step
+    liquidated = ds.liquidation_quantiles.sel(level=0.5).values  # notional per step
     np.testing.assert_allclose(price[11:22], 94.0, rtol=1e-13)
     np.testing.assert_array_equal(liquidated[:22], 0.0)  # nothing executes before reopening
     # Reopening: y = y_base + x with x = -0.01 units fill / depth, fill = s0 exp(y_base + x / 2).

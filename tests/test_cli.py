@@ -38,7 +38,8 @@ side = "short"
 leverage = 20
 notional = 5e6
 """
-METRIC_HEADERS = ("depth VaR 95%", "depth ES 95%", "depth VaR 99%", "depth ES 99%", "P(liq)", "mean bad debt")
+METRIC_HEADERS = ("depth VaR/ES 99%", "liq VaR/ES 99% (USD", "bad debt VaR/ES 99% (USD", "P(liq)",
+                  "P(fund out)")
 
 
 @pytest.fixture
@@ -67,7 +68,8 @@ def test_run_prints_tail_metrics_and_writes_zarr(cli: Cli, config: Path, tmp_pat
     assert f"results: {out}" in result.stdout
     ds = xr.open_zarr(out).load()
     expected = stresslab.simulate(config, seed=3)
-    xr.testing.assert_identical(ds, expected.assign_attrs(config=ds.attrs["config"]))
+    when = {key: ds.attrs[key] for key in ("config", "history", "date_created")}
+    xr.testing.assert_identical(ds, expected.assign_attrs(**when))
     assert "seed = 3" in ds.attrs["config"]
 
 
@@ -90,8 +92,11 @@ def test_set_sweep_adds_scenarios_and_table_rows(cli: Cli, config: Path, tmp_pat
     ds = xr.open_zarr(out)
     assert ds.sizes["scenario"] == 2
     assert ds["market.sigma"].values.tolist() == [0.2, 3.0]
-    header, first, second = result.stdout.splitlines()[1:4]
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["scenario"])  # after the caption
+    header, first, second = lines[start:start + 3]
     assert header.split()[:2] == ["scenario", "market.sigma"]
+    assert max(map(len, lines)) <= 120
     assert first.split()[:2] == ["0", "0.2"] and second.split()[:2] == ["1", "3.0"]
 
 
@@ -187,10 +192,12 @@ def test_console_script_runs_and_writes_netcdf(config: Path, tmp_path: Path) -> 
     done = subprocess.run([script, "run", config, "--paths", "100", "--out", out],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert "depth VaR 99%" in done.stdout and f"results: {out}" in done.stdout
+    assert "depth VaR/ES 99%" in done.stdout and f"results: {out}" in done.stdout
     assert "simulating" in done.stderr  # the progress bar
     with xr.open_dataset(out) as ds:
-        assert ds.sizes == {"scenario": 1, "path": 100, "time": 7, "quantile": 7}
+        assert ds.sizes == {"scenario": 1, "path": 100, "time": 7, "level": 7}
+        assert ds.attrs["config_name"] == "tiny" and ds.attrs["title"] == "stresslab stress test: tiny"
+        assert ds.attrs["history"].endswith(f" stresslab run {config} --paths 100 --out {out}")
 
 
 @pytest.mark.slow

@@ -167,3 +167,19 @@ def test_the_fit_command_writes_a_fitted_config_that_runs(tmp_path, cli, monkeyp
     assert cli("check", out / "fitted.toml").exit_code == 0
     again = cli("fit", source, "-o", out, "-q")
     assert again.exit_code == 2 and "already exists; pass --overwrite" in again.stderr
+
+
+def test_a_scenario_on_the_real_clock_carries_utc_time_through_netcdf_and_zarr(tmp_path):
+    import stresslab
+
+    ds = stresslab.simulate(_config(steps=30), paths=8)
+    assert ds.clock.dims == ("time",) and ds.clock.attrs["long_name"].startswith("UTC time")
+    assert ds.clock.values[0] == np.datetime64("2021-05-19T09:00") and ds.clock.values[-1] == np.datetime64(
+        "2021-05-19T09:30")
+    by_clock = ds.swap_dims(time="clock").price_quantiles.sel(clock="2021-05-19T09:10")
+    np.testing.assert_array_equal(by_clock, ds.price_quantiles.isel(time=10))
+    for name in ("day.nc", "day.zarr"):
+        stresslab.io.store.write(ds, tmp_path / name)
+        np.testing.assert_array_equal(stresslab.io.store.read(tmp_path / name).clock.values, ds.clock.values)
+    assert "clock" not in stresslab.simulate(_config(start=None, steps=30) | {"simulation": {"steps": 30}},
+                                             paths=8).coords

@@ -112,7 +112,7 @@ def test_kill_switch_withdraws_its_share_of_depth_while_volatility_is_high(run64
     assert float(ds.min_depth_ratio) == pytest.approx(1 - share, rel=1e-12)
     # Realised vol after the gap step, decaying by 2^(-dt / 2 half-life) per quiet step.
     v10 = gap_vol(math.log(0.94))
-    ratio = ds.depth_quantiles.sel(quantile=0.5).values
+    ratio = ds.depth_quantiles.sel(level=0.5).values
     price = ds.sample_price.isel(sample=0).values
     # The program in step 15 hits the thinned book: its impact is 1 / (1 - share) times larger.
     move = math.log(price[16] / price[15])

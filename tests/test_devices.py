@@ -32,9 +32,9 @@ from stresslab.io import store
 assert len(jax.local_devices()) == 4, jax.local_devices()
 config, out = sys.argv[1], sys.argv[2]
 """ + "".join(f"store.write(stresslab.simulate(config, {args}), f'{{out}}/{name}.nc')\n" for name, args in RUNS.items())
-WHERE_AND_WHEN = ("device_count", "git_commit")
-"""Attributes that say which hardware ran the paths, and the checkout's commit (it moves if a commit lands
-between the runs of a test)."""
+WHERE_AND_WHEN = ("device_count", "git_commit", "history", "date_created")
+"""Attributes that say which hardware ran the paths, the checkout's commit (it moves if a commit lands
+between the runs of a test), and when and by which command the result was made."""
 
 
 @pytest.mark.slow

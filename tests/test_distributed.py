@@ -22,9 +22,9 @@ from stresslab.io.checkpoint import partial_dir
 
 CONFIG = SMALL_CONFIG.replace("paths = 300\n", "paths = 300\nchunk_size = 100\n")
 """The shared small config, in chunks of 100 paths (each process gets several)."""
-WHERE_AND_WHEN = ("device_count", "process_count", "git_commit")
-"""Attributes that say which hardware ran the paths, and the checkout's commit (it moves if a commit lands
-between the runs of a test)."""
+WHERE_AND_WHEN = ("device_count", "process_count", "git_commit", "history", "date_created", "title", "config_name")
+"""Attributes that say which hardware ran the paths, the checkout's commit (it moves if a commit lands
+between the runs of a test), and when and by which command the result was made."""
 SLURM = {"SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "node[001-002]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
          "SLURM_LOCALID": "0"}
 
@@ -63,7 +63,7 @@ def test_two_processes_write_the_single_process_dataset(reference: tuple[Path, x
     first, second = _run_processes(2, "c.toml", "--out", "two.zarr", cwd=work)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert "depth VaR 99%" in first.stdout and "results: two.zarr" in first.stdout
+    assert "depth VaR/ES 99%" in first.stdout and "results: two.zarr" in first.stdout
     assert second.stdout == "" and "error" not in second.stderr
     ds = store.read(work / "two.zarr").load()
     per_process = len(jax.local_devices())  # the children see the same CPU device count (one per core by default)

@@ -52,15 +52,15 @@ def test_a_path_does_not_depend_on_how_many_paths_run():
 
 def test_dataset_layout_units_and_provenance():
     ds = stresslab.simulate(RICH, paths=40, seed=9)
-    assert set(ds.dims) >= {"scenario", "path", "time", "quantile", "sample"}
+    assert set(ds.dims) >= {"scenario", "path", "time", "level", "sample"}
     for name in ("cascade_depth", "min_price", "final_price", "liquidated_long", "liquidated_short", "bad_debt",
                  "insurance_fund", "adl_notional", "realized_vol", "min_depth_ratio"):
         assert ds[name].dims == ("scenario", "path")
         assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
         assert np.isfinite(ds[name]).all()
     for name in ("price_quantiles", "depth_quantiles", "liquidation_quantiles"):
-        assert ds[name].dims == ("scenario", "time", "quantile")
-        assert (ds[name].diff("quantile") >= 0).all()
+        assert ds[name].dims == ("scenario", "time", "level")
+        assert (ds[name].diff("level") >= 0).all()
     assert ds.sample_price.sizes["sample"] == 3
     np.testing.assert_array_equal(ds.sample_price.isel(time=-1).values, ds.final_price.isel(path=slice(0, 3)).values)
     assert ds.time.values[0] == np.timedelta64(0) and ds.time.values[-1] == np.timedelta64(2, "h")

@@ -195,7 +195,7 @@ def test_funding_moves_liquidation(run64):
     # not before; the short received and stays.
     assert float(on.liquidated_long) == pytest.approx(1e6, rel=1e-12)
     assert float(on.liquidated_short) == 0.0
-    per_hour = on.liquidation_quantiles.sel(quantile=0.5).values  # time points: hours 0..12
+    per_hour = on.liquidation_quantiles.sel(level=0.5).values  # time points: hours 0..12
     np.testing.assert_allclose(per_hour, np.where(np.arange(13) == 9, 1e6, 0.0), rtol=1e-12)
     # Its equity at liquidation is 10 - 0.5 = 9.5 per unit, all of it returned (no penalty).
     assert float(on.trader_equity) == pytest.approx(1e4 * 9.5 + 1e4 * 10.5, rel=1e-12)

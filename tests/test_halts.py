@@ -13,11 +13,13 @@ from synthetic import OTHER_PER_PATH, result, with_halts
 import stresslab  # noqa: F401  (registers ds.stress)
 from stresslab.io import store
 from stresslab.metrics import MissingVariableError, halt_stats, summary_table
+from stresslab.metrics.tail import HALT_VARIABLES
 from stresslab.report import build, tables
 
 HALT_COLUMNS = ["p_halt", "mean_halt_count", "mean_halted_time", "halted_time_50", "halted_time_95",
                 "halted_time_99"]
-BASE_COLUMNS = ["var_95", "es_95", "var_99", "es_99", "p_liquidation", "mean_bad_debt"]
+BASE_COLUMNS = ["cascade_depth_var_95", "cascade_depth_es_95", "cascade_depth_var_99", "cascade_depth_es_99",
+                "p_liquidation", "mean_bad_debt"]
 MINUTE = 60.0
 PATHS = 100
 
@@ -132,6 +134,11 @@ def test_summary_has_halt_columns_only_when_both_variables_are_there() -> None:
         np.testing.assert_array_equal(table[name], stats[name])
     only_time = halted.drop_vars("halt_count")
     assert list(summary_table(only_time).columns) == ["market.sigma", *BASE_COLUMNS]
+    without_breakers = halted.assign_attrs(config='[breakers]\nenabled = false\n')
+    assert list(without_breakers.stress.summary().columns) == ["market.sigma", *BASE_COLUMNS]
+    assert tables.halt_table(without_breakers) is None
+    swept_on = halted.assign_attrs(config='[breakers]\nenabled = [false, true]\n')
+    assert list(swept_on.stress.summary().columns) == ["market.sigma", *BASE_COLUMNS, *HALT_COLUMNS]
 
 
 def test_other_per_path_variables_leave_the_summary_alone() -> None:
@@ -159,7 +166,7 @@ def test_report_has_a_halt_section_exactly_when_the_result_has_halts(halts: bool
     directory = build.write_report(ds, tmp_path / "r")
     summary = (directory / build.SUMMARY_FILE).read_text(encoding="utf-8")
     page = (directory / build.HTML_FILE).read_text(encoding="utf-8")
-    assert "## Tail metrics" in summary and "depth VaR 99%" in page
+    assert "## Tail metrics" in summary and "depth VaR/ES 99%" in page
     if halts:
         stats = tables.halt_table(ds)
         assert summary.index("## Tail metrics") < summary.index("## Circuit breakers") < summary.index("## Run")
@@ -175,4 +182,4 @@ def test_load_result_keeps_the_halt_variables_when_there(tmp_path: Path) -> None
     for halts in (False, True):
         path = tmp_path / f"halts-{halts}.zarr"
         loaded = build.load_result(store.write(result(paths=50, halts=halts, others=halts), path))
-        assert set(loaded.data_vars) == set(build.REQUIRED) | (set(build.OPTIONAL) if halts else set())
+        assert set(loaded.data_vars) == set(build.REQUIRED) | (set(HALT_VARIABLES) if halts else set())

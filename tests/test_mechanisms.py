@@ -103,14 +103,14 @@ def cascade(max_order=None, collar=None):
 
 def test_unchunked_cascade_completes_within_one_step():
     ds = cascade()
-    volume = ds.liquidation_quantiles.sel(quantile=0.5).values
+    volume = ds.liquidation_quantiles.sel(level=0.5).values
     assert np.count_nonzero(volume) == 1 and volume.sum() > 1e8
 
 
 @pytest.mark.parametrize("max_order", [5e6, 2e7])
 def test_liquidation_engine_caps_order_size_per_step(max_order):
     free, capped = cascade(), cascade(max_order=max_order)
-    volume = capped.liquidation_quantiles.sel(quantile=0.5).values
+    volume = capped.liquidation_quantiles.sel(level=0.5).values
     assert volume.max() <= max_order * (1 + 1e-9)
     assert np.count_nonzero(volume) > 3
     assert capped.cascade_depth.values[0] < free.cascade_depth.values[0]

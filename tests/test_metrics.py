@@ -116,7 +116,7 @@ def test_dataset_reduces_every_per_path_variable() -> None:
     rng = np.random.default_rng(8)
     ds = xr.Dataset(
         {"a": (("scenario", "path"), rng.normal(size=(2, 50))), "b": (("scenario", "path"), rng.normal(size=(2, 50))),
-         "band": (("scenario", "quantile"), rng.normal(size=(2, 3)))},
+         "band": (("scenario", "level"), rng.normal(size=(2, 3)))},
         attrs={"seed": 0},
     )
     result = var(ds, 0.9)
@@ -158,20 +158,58 @@ def test_summary_table() -> None:
         coords={"scenario": [0, 1], "market.sigma": ("scenario", [0.5, 2.0])},
     )
     table = summary_table(ds)
-    assert list(table.columns) == ["market.sigma", "var_95", "es_95", "var_99", "es_99", "p_liquidation",
-                                   "mean_bad_debt"]
+    assert list(table.columns) == ["market.sigma", "cascade_depth_var_95", "cascade_depth_es_95",
+                                   "cascade_depth_var_99", "cascade_depth_es_99", "p_liquidation", "mean_bad_debt"]
     assert table.index.name == "scenario"
     expected = pd.DataFrame(
         {"market.sigma": [0.5, 2.0],
-         "var_95": [depth[0, 94], depth[1, 94]], "es_95": depth[:, 95:].mean(axis=1),
-         "var_99": [depth[0, 98], depth[1, 98]], "es_99": depth[:, 99],
+         "cascade_depth_var_95": [depth[0, 94], depth[1, 94]], "cascade_depth_es_95": depth[:, 95:].mean(axis=1),
+         "cascade_depth_var_99": [depth[0, 98], depth[1, 98]], "cascade_depth_es_99": depth[:, 99],
          "p_liquidation": [0.0, 0.3], "mean_bad_debt": [0.0, 10.0]},
         index=pd.Index([0, 1], name="scenario"),
     )
     pd.testing.assert_frame_equal(table, expected)
+    assert table.attrs["units"]["cascade_depth_var_95"] == "1"
+
+
+def test_summary_table_takes_variables_and_levels() -> None:
+    depth = np.linspace(0.0, 0.1, 100)[None, :]
+    long = np.linspace(0.0, 99.0, 100)[None, :]
+    per_path = ("scenario", "path")
+    money = {"units": "EUR"}
+    ds = xr.Dataset({"cascade_depth": (per_path, depth, {"units": "1"}), "liquidated_long": (per_path, long, money),
+                     "liquidated_short": (per_path, long, money), "bad_debt": (per_path, 0 * long, money)},
+                    coords={"scenario": [0]})
+    table = summary_table(ds, variables=("liquidated", "bad_debt"), levels=(0.9,))
+    assert list(table.columns) == ["liquidated_var_90", "liquidated_es_90", "bad_debt_var_90", "bad_debt_es_90",
+                                   "p_liquidation", "mean_bad_debt"]
+    assert table.loc[0, "liquidated_var_90"] == 2 * 89.0
+    assert table.loc[0, "liquidated_es_90"] == pytest.approx(2 * np.mean(np.arange(90.0, 100.0)))
+    assert table.attrs["units"] == {name: "EUR" for name in table.columns if name != "p_liquidation"} | {
+        "p_liquidation": "1"}
+    with pytest.raises(ValueError, match="level must be strictly between 0 and 1"):
+        summary_table(ds, levels=(99,))
 
 
 def test_summary_table_needs_a_scenario_dim() -> None:
     ds = xr.Dataset({"cascade_depth": ("path", np.ones(4))})
     with pytest.raises(ValueError, match="no 'scenario' dim"):
         summary_table(ds)
+
+
+def test_metrics_modules_import_nothing_from_report() -> None:
+    """Layering: report imports metrics, never the other way; the accessor sits above both (stresslab.accessor)."""
+    import ast
+    from pathlib import Path
+
+    import stresslab.metrics
+
+    package = Path(stresslab.metrics.__file__).parent
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        assert not [name for name in imported if name.startswith("stresslab.report")], module.name
+    from stresslab.accessor import StressAccessor
+
+    assert isinstance(xr.Dataset().stress, StressAccessor)

@@ -76,6 +76,9 @@ def test_notebook_executes(notebook: Path, monkeypatch: pytest.MonkeyPatch) -> N
         out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"
     ]
     assert not errors
+    warned = [out.text for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
+    assert not warned, f"{notebook.name}: warnings in the outputs (TqdmWarning, RuntimeWarning, ...): {warned}"
     assert _images(nb), "no figure was drawn"
     CHECKS.get(notebook.name, lambda nb: None)(nb)
 

@@ -62,16 +62,37 @@ def test_fan_of_one_scenario_has_a_band_per_quantile_pair_and_the_median(ds: xr.
     assert isinstance(ax, Axes)
     assert len(_bands(ax)) == BAND_PAIRS
     median, *rest = ax.lines
-    variable = figures.BANDS[quantity].variable
-    np.testing.assert_allclose(median.get_ydata(), ds[variable].sel(scenario=1, quantile=0.5))
-    np.testing.assert_allclose(median.get_xdata(), np.linspace(0, 60, len(ds.time)))  # minutes over 1 h
-    assert ax.get_xlabel() == "time (min)" and ax.get_ylabel() == figures.BANDS[quantity].ylabel
+    spec = figures.BANDS[quantity]
+    variable = spec.variable
+    factor, units = figures.band_scale(ds, quantity, [1])
+    assert (factor, units) == {"price": (1.0, "USD"), "liquidation": (1e3, "USD k"), "depth": (1.0, "")}[quantity]
+    np.testing.assert_allclose(factor * median.get_ydata(), ds[variable].sel(scenario=1, level=0.5))
+    if spec.steps:  # totals since the previous time point: a step back from each point, not a line between them
+        assert median.get_drawstyle() == "steps-pre"
+    else:
+        np.testing.assert_allclose(median.get_xdata(), np.linspace(0, 60, len(ds.time)))  # minutes over 1 h
+    assert ax.get_xlabel() == "time (min)" and ax.get_ylabel() == (f"{spec.ylabel} ({units})" if units else spec.ylabel)
+    assert ax.yaxis.get_major_formatter().get_offset() == ""
     assert [list(line.get_ydata()) for line in rest] == ([[reference, reference]] if reference is not None else [])
     assert ax.get_title() == "scenario 1: market.sigma=1"
     # the outermost band spans the 1 % and 99 % quantiles at every time point
-    outer = _bands(ax)[0].get_paths()[0].vertices[:, 1]
+    outer = factor * _bands(ax)[0].get_paths()[0].vertices[:, 1]
     assert np.isclose(outer.min(), ds[variable].sel(scenario=1).min())
     assert np.isclose(outer.max(), ds[variable].sel(scenario=1).max())
+
+
+def test_sweep_panels_of_a_fan_share_one_y_axis_and_money_reads_in_bn(ds: xr.Dataset) -> None:
+    for quantity in ("price", "liquidation"):
+        figure = figures.fan_figure(ds, quantity)
+        limits = {ax.get_ylim() for ax in figure.axes if ax.get_visible()}
+        assert len(limits) == 1, (quantity, limits)
+    big = ds.assign(liquidation_quantiles=ds.liquidation_quantiles * 1e5)  # up to ~1e10 USD
+    figure = figures.fan_figure(big, "liquidation")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    assert ax.get_ylabel() == "notional (USD bn)"
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    assert max(abs(t) for t in ax.get_yticks()) < 100
 
 
 def test_fan_without_a_scenario_is_a_figure_with_a_panel_each(ds: xr.Dataset) -> None:
@@ -117,7 +138,7 @@ def test_distribution_of_a_currency_variable_is_not_rescaled(ds: xr.Dataset) -> 
     ax = ds.stress.plot_distribution("bad_debt", level=0.95, scenario=1)
     expected = [metric("bad_debt", 0.95).sel(scenario=1).item() for metric in (ds.stress.var, ds.stress.es)]
     assert _vertical_lines(ax) == expected
-    assert ax.get_xlabel() == "bad debt (quote currency)"
+    assert ax.get_xlabel() == "bad debt (USD)"
 
 
 def test_distribution_without_a_scenario_has_a_panel_each_and_equals_the_report_figure(ds: xr.Dataset) -> None:
@@ -207,7 +228,7 @@ def test_a_large_sweep_draws_the_first_panels_and_says_so() -> None:
      r"no data variable 'nope'; per-path variables: bad_debt, cascade_depth, funding_long"),
     (lambda s, ax: s.plot_exceedance("depth"), KeyError, r"no data variable 'depth'"),
     (lambda s, ax: s.plot_distribution("price_quantiles"), ValueError,
-     r"'price_quantiles' has no 'path' dim \(dims: scenario, time, quantile\); per-path variables: bad_debt"),
+     r"'price_quantiles' has no 'path' dim \(dims: scenario, time, level\); per-path variables: bad_debt"),
     (lambda s, ax: s.plot_distribution(level=1.5), ValueError, r"level must be strictly between 0 and 1 \(got 1.5\)"),
     (lambda s, ax: s.plot_exceedance(level=0), ValueError, r"level must be strictly between 0 and 1"),
     (lambda s, ax: s.plot_fan("volume"), ValueError,

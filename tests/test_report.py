@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -15,6 +16,7 @@ from helpers import Cli
 
 from stresslab.io import store
 from stresslab.metrics import tail
+from stresslab.metrics.headline import headline
 from stresslab.report import build, figures
 
 SCENARIOS = 2
@@ -91,7 +93,7 @@ def test_accessor_names_the_per_path_variables_when_asked_for_a_missing_one(resu
 
 
 def test_report_writes_figures_summary_and_self_contained_html(report_dir: Path) -> None:
-    expected = {plot.file for plot in build.PLOTS} | {build.SUMMARY_FILE, build.HTML_FILE}
+    expected = {plot.file for plot in build.PLOTS} | {build.SUMMARY_FILE, build.HTML_FILE, build.METRICS_FILE}
     assert {p.name for p in report_dir.iterdir()} == expected
     for plot in build.PLOTS:
         data = (report_dir / plot.file).read_bytes()
@@ -104,11 +106,13 @@ def test_report_writes_figures_summary_and_self_contained_html(report_dir: Path)
     assert len(sources) == len(build.PLOTS)
     assert all(source.startswith("data:image/png;base64,") for source in sources)
     assert not re.search(r"https?://|<link|<script|url\(", page)
-    assert "depth VaR 99%" in page and "market.sigma" in page
+    assert "depth VaR/ES 99%" in page and "liq VaR/ES 99% (USD" in page and "market.sigma" in page
 
     summary = (report_dir / build.SUMMARY_FILE).read_text(encoding="utf-8")
-    assert "| scenario | market.sigma | depth VaR 95% |" in summary
-    assert "- **seed**: 0" in summary and "- **git_commit**: " in summary
+    assert "| scenario | market.sigma | depth VaR/ES 99% |" in summary
+    assert "- **seed**: 0" in summary and "- **git_commit**: " in summary and "unknown" not in summary
+    assert "Run on 20" in summary and "- **date_created**: 20" in summary and "- **currency**: USD" in summary
+    assert "Circuit breakers" not in summary  # the config has none: no table of zeros
     assert "```toml" in summary and 'horizon = "1h"' in summary
     assert all(f"({plot.file})" in summary for plot in build.PLOTS)
 
@@ -181,3 +185,24 @@ def test_report_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Pa
     data = screenshot.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > MIN_PNG_BYTES
 
+
+
+def test_report_writes_the_headline_metrics_and_names_the_config(report_dir: Path, result: Path,
+                                                                 tmp_path: Path) -> None:
+    metrics = json.loads((report_dir / build.METRICS_FILE).read_text(encoding="utf-8"))
+    expected = headline(build.load_result(result))
+    assert metrics["currency"] == "USD" and metrics["paths"] == 200 and len(metrics["scenarios"]) == SCENARIOS
+    for row, (label, values) in zip(metrics["scenarios"], expected.iterrows(), strict=True):
+        assert row["scenario"] == label
+        assert row["liquidated_es_99"] == pytest.approx(values["liquidated_es_99"])
+        assert row["bad_debt_var_95_upper"] == pytest.approx(values["bad_debt_var_95_upper"])
+    named = build.write_report(build.load_result(result).assign_attrs(config_name="sweep"), tmp_path / "named")
+    assert (named / build.SUMMARY_FILE).read_text(encoding="utf-8").startswith("# stresslab report: sweep\n")
+    assert "<h1>stresslab report: sweep</h1>" in (named / build.HTML_FILE).read_text(encoding="utf-8")
+
+
+def test_a_result_with_the_old_quantile_dim_still_makes_a_report(result: Path, tmp_path: Path) -> None:
+    old = store.write(store.read(result).load().rename(level="quantile"), tmp_path / "old.zarr")
+    loaded = build.load_result(old)
+    assert "level" in loaded.dims and "quantile" not in loaded.dims
+    assert (build.write_report(loaded, tmp_path / "old.report") / build.HTML_FILE).is_file()

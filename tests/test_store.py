@@ -22,11 +22,11 @@ def _results(paths: int = 40, seed: int = 0) -> xr.Dataset:
             "cascade_depth": (("scenario", "path"), rng.uniform(size=(2, paths)).astype(np.float32),
                               {"units": "1", "long_name": "maximum drawdown"}),
             "unstable_step": (("scenario", "path"), np.full((2, paths), -1, dtype=np.int32), {"units": "step"}),
-            "price_quantiles": (("scenario", "time", "quantile"), rng.normal(size=(2, 5, 3)),
+            "price_quantiles": (("scenario", "time", "level"), rng.normal(size=(2, 5, 3)),
                                 {"units": "quote currency"}),
         },
         coords={
-            "scenario": np.arange(2), "path": np.arange(paths), "time": time, "quantile": [0.05, 0.5, 0.95],
+            "scenario": np.arange(2), "path": np.arange(paths), "time": time, "level": [0.05, 0.5, 0.95],
             "liquidity.impact": ("scenario", np.array(["linear", "sqrt"])),
             "market.sigma": ("scenario", [0.5, 2.0]),
         },

@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stresslab.config.units import Duration, format_duration
 
 MAX_MAGNITUDE = 1e15
 """Largest absolute number a config may hold: beyond it float32 arithmetic (price x units) loses all meaning."""
+
+CURRENCY_CODE_LENGTH = 3
+"""Letters of an ISO 4217 currency code (``market.currency``)."""
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -127,6 +130,17 @@ class Market(_Model):
     jumps: Jumps = Jumps()
     daily_volume: NonNegFloat = Field(0.0, description="background traded notional per day")
     shocks: tuple[Shock, ...] = ()
+    currency: str = Field("USD", description="quote currency: a 3-letter uppercase ISO 4217 code; the units of "
+                                             "every money variable of the results")
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_code(cls, value: object) -> object:
+        if not (isinstance(value, str) and len(value) == CURRENCY_CODE_LENGTH and value.isascii()
+                and value.isalpha() and value.isupper()):
+            raise ValueError(f"must be a 3-letter uppercase currency code such as \"USD\" or "
+                             f"\"EUR\" (got {value!r})")
+        return value
 
 
 class Liquidity(_Model):

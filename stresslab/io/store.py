@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
@@ -38,6 +39,16 @@ NETCDF_SUFFIX = ".nc"
 ZARR_FORMAT = 2
 ZARR_CHUNK_BYTES = 32 * 2**20
 """Largest Zarr chunk written for an in-memory array, bytes (compressors refuse chunks over 2 GiB)."""
+NETCDF_COMPRESSION = {"zlib": True, "complevel": 4, "shuffle": True}
+"""netCDF encoding of the numeric arrays of a netCDF file: deflate (zlib) level 4 after byte shuffling, which
+every netCDF-4 reader decodes."""
+NETCDF_MIN_COMPRESSED_BYTES = 4096
+"""Smaller arrays are stored contiguous: the chunk index of a compressed HDF5 dataset outweighs what
+compressing a few kilobytes saves."""
+ZARR_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+"""Compressor of every Zarr array written: Blosc with zstd after byte shuffling."""
+ZARR_COMPRESSOR_KEY = "compressors" if int(zarr.__version__.split(".")[0]) >= 3 else "compressor"
+"""The encoding key xarray takes for it: ``compressors`` (a tuple) with zarr-python 3, ``compressor`` with 2."""
 SCENARIO_DIM = "scenario"
 LAYOUT_FILE = "layout.json"
 PER_PATH_GROUP = "per_path"
@@ -67,7 +78,7 @@ def write(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = Fal
     try:
         clean = ds.drop_encoding()
         if is_netcdf(target):
-            clean.to_netcdf(temporary, engine="h5netcdf")
+            clean.to_netcdf(temporary, engine="h5netcdf", encoding=_netcdf_encoding(clean))
         else:
             clean.to_zarr(temporary, mode="w-", zarr_format=ZARR_FORMAT, consolidated=True,
                           encoding=_zarr_encoding(clean))
@@ -110,21 +121,40 @@ def is_netcdf(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix == NETCDF_SUFFIX
 
 
-def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Chunk shapes for in-memory arrays: one scenario per chunk, at most ``ZARR_CHUNK_BYTES`` each.
+def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
+    """Chunk shapes for in-memory arrays (one scenario per chunk, at most ``ZARR_CHUNK_BYTES`` each) and the
+    :data:`ZARR_COMPRESSOR` for every numeric array.
 
     Dask-backed arrays keep their own chunks.
     """
-    encoding = {}
+    encoding: dict[str, dict[str, object]] = {}
     for name, variable in ds.variables.items():
-        if variable.ndim == 0 or variable.chunks is not None:
+        if variable.ndim == 0:
             continue
-        chunks = [1 if dim == SCENARIO_DIM else size for dim, size in variable.sizes.items()]
-        while math.prod(chunks) * variable.dtype.itemsize > ZARR_CHUNK_BYTES:
-            largest = chunks.index(max(chunks))
-            chunks[largest] = -(-chunks[largest] // 2)
-        encoding[str(name)] = {"chunks": tuple(chunks)}
+        entry: dict[str, object] = {}
+        if _numeric(variable):
+            entry[ZARR_COMPRESSOR_KEY] = (ZARR_COMPRESSOR,) if ZARR_COMPRESSOR_KEY == "compressors" else ZARR_COMPRESSOR
+        if variable.chunks is None:
+            chunks = [1 if dim == SCENARIO_DIM else size for dim, size in variable.sizes.items()]
+            while math.prod(chunks) * variable.dtype.itemsize > ZARR_CHUNK_BYTES:
+                largest = chunks.index(max(chunks))
+                chunks[largest] = -(-chunks[largest] // 2)
+            entry["chunks"] = tuple(chunks)
+        if entry:
+            encoding[str(name)] = entry
     return encoding
+
+
+def _netcdf_encoding(ds: xr.Dataset) -> dict[str, dict[str, object]]:
+    """:data:`NETCDF_COMPRESSION` for every numeric array of :data:`NETCDF_MIN_COMPRESSED_BYTES` or more
+    (scalars, strings and small arrays are stored as they are)."""
+    return {str(name): dict(NETCDF_COMPRESSION) for name, variable in ds.variables.items()
+            if variable.ndim > 0 and _numeric(variable) and variable.nbytes >= NETCDF_MIN_COMPRESSED_BYTES}
+
+
+def _numeric(variable: xr.Variable) -> bool:
+    """Whether ``variable`` holds numbers, booleans or times (not strings), which compressors take."""
+    return variable.dtype.kind in "biufmM"
 
 
 class PathStore:

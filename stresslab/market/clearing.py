@@ -242,13 +242,13 @@ def no_book(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Clear
 
 
 OUTPUTS = (
-    Output("unstable_step", "step", "first step with unstable hedging feedback (-1: none)",
+    Output("unstable_step", "step index", "first step with unstable hedging feedback (-1: none)",
            lambda p, s, st, su: su.problems.unstable_step),
-    Output("rounds_exhausted", "steps", "steps whose cascade needed more than cascade_rounds rounds",
+    Output("rounds_exhausted", "step count", "steps whose cascade needed more than cascade_rounds rounds",
            lambda p, s, st, su: su.problems.rounds_exhausted),
-    Output("floor_step", "step", "first step whose order flow moved the log-price by the model bound (-1: none)",
+    Output("floor_step", "step index", "first step whose order flow moved the log-price by the model bound (-1: none)",
            lambda p, s, st, su: su.problems.floor_step),
-    Output("nonfinite_step", "step", "first step with a non-finite price, depth, hedge or fund (-1: none)",
+    Output("nonfinite_step", "step index", "first step with a non-finite price, depth, hedge or fund (-1: none)",
            lambda p, s, st, su: su.problems.nonfinite_step),
 )
 PROBLEMS = (

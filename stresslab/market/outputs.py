@@ -15,9 +15,19 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-UNITS = ("1", "quote currency", "s", "step", "steps", "1/sqrt(year)")
+MONEY = "quote currency"
+"""Money: the result Dataset writes the config's ``market.currency`` code (e.g. ``"USD"``) as its ``units``."""
+STEP_INDEX = "step index"
+"""The first step something happened, 0-based, ``-1`` when it never did (``units = "1"`` and a flag in files)."""
+STEP_COUNT = "step count"
+"""A number of steps (``units = "1"`` in files)."""
+VOLATILITY = "annualised volatility"
+"""Standard deviation of log returns scaled to one year (per square root of a year; ``units = "1"`` in files,
+since udunits has no fractional powers)."""
+UNITS = ("1", MONEY, "s", STEP_INDEX, STEP_COUNT, VOLATILITY)
 """Units an output may carry: a fraction or count ("1"), money, seconds, a step index, a number of steps,
-or an annualised volatility."""
+or an annualised volatility. ``stresslab.io.dataset`` turns each into CF attributes (``units`` udunits can
+parse, plus a ``comment`` or flags)."""
 
 Compute = Callable[..., jnp.ndarray]
 """``compute(params, static, state, summary)`` at the end of the horizon: (N,) or, per venue, (N, V)."""

@@ -373,7 +373,7 @@ OUTPUTS = (
            _ledger("funding_short")),
     Output("collateral_pnl", "quote currency",
            "revaluation of collateral held in an asset (negative: depeg loss)", _collateral_pnl),
-    Output("fund_exhausted_step", "step", "first step ending with the insurance fund at zero (-1: none)",
+    Output("fund_exhausted_step", "step index", "first step ending with the insurance fund at zero (-1: none)",
            lambda p, s, st, su: su.problems.fund_exhausted_step),
     Output("venue_liquidated_long", "quote currency", "notional of long positions liquidated on the venue",
            _ledger("liquidated_long", True), per_venue=True),

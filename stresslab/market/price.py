@@ -147,7 +147,8 @@ OUTPUTS = (
            lambda p, s, st, su: p.price.s0 * jnp.exp(su.price.min_y[..., 0])),
     Output("final_price", "quote currency", "traded price at the horizon",
            lambda p, s, st, su: p.price.s0 * jnp.exp(st.price.y[..., 0])),
-    Output("realized_vol", "1/sqrt(year)", "realised volatility of traded log returns, annualised", _realized_vol),
+    Output("realized_vol", "annualised volatility", "realised volatility of traded log returns, annualised",
+           _realized_vol),
     Output("time_to_trough", "s", "time from the start to the lowest traded price (NaN: never below the start)",
            lambda p, s, st, su: _seconds_after(su.price.trough_step, s.grid, -1)),
     Output("recovery_time", "s", "time from the trough until the price regained half of the fall, in log terms "

@@ -41,6 +41,7 @@ References:
 from __future__ import annotations
 
 import math
+import tomllib
 import warnings
 from collections.abc import Callable
 
@@ -64,6 +65,10 @@ BOUND_DIM = "bound"
 BOUNDS = ("lower", "upper")
 """Labels of the ``bound`` dim of :func:`var_ci` and :func:`es_ci`."""
 LIQUIDATED = ("liquidated_long", "liquidated_short")
+LIQUIDATED_TOTAL = "liquidated"
+"""The name :func:`loss` gives the notional liquidated per path, long plus short."""
+SUMMARY_VARIABLES = ("cascade_depth",)
+"""Variables whose VaR and ES :func:`summary_table` shows by default."""
 HALT_VARIABLES = ("halted_time", "halt_count")
 """Per-path circuit-breaker outputs: seconds halted (float) and number of halts (int), on (scenario, path)."""
 HALT_QUANTILES = (0.5, 0.95, 0.99)
@@ -215,10 +220,7 @@ def liquidations_at_risk(ds: xr.Dataset, level: float) -> xr.Dataset:
         A Dataset with ``var`` and ``es`` of ``liquidated_long + liquidated_short``, in the
         quote currency, one value per scenario (the ``path`` dim removed).
     """
-    total = ds[LIQUIDATED[0]] + ds[LIQUIDATED[1]]
-    total.attrs = {"units": ds[LIQUIDATED[0]].attrs.get("units", "quote currency"),
-                   "long_name": "notional liquidated, long plus short"}
-    return _var_es(total, level)
+    return _var_es(loss(ds, LIQUIDATED_TOTAL), level)
 
 
 def bad_debt_at_risk(ds: xr.Dataset, level: float) -> xr.Dataset:
@@ -314,46 +316,70 @@ def halt_stats(ds: xr.Dataset, quantiles: tuple[float, ...] = HALT_QUANTILES) ->
     return xr.Dataset(columns)
 
 
-def summary_table(ds: xr.Dataset) -> pd.DataFrame:
+def summary_table(ds: xr.Dataset, variables: tuple[str, ...] = SUMMARY_VARIABLES,
+                  levels: tuple[float, ...] = SUMMARY_LEVELS) -> pd.DataFrame:
     """The headline tail metrics of a run, one row per scenario.
 
     Args:
         ds: a Dataset from :func:`stresslab.simulate` (or read back from disk), with
             a ``scenario`` dim and the per-path variables ``cascade_depth``,
             ``liquidated_long``, ``liquidated_short`` and ``bad_debt``.
+        variables: per-path variables whose VaR and ES are columns, default ``cascade_depth``;
+            ``"liquidated"`` is the notional liquidated, long plus short (:func:`loss`).
+        levels: confidence levels in (0, 1) of the VaR and ES, default 95 % and 99 %.
 
     Returns:
         A DataFrame indexed by ``scenario``. It starts with the swept config fields
         (one column per coordinate on ``scenario``), then:
 
-        - ``var_95``, ``es_95``, ``var_99``, ``es_99``: VaR and ES of
-          ``cascade_depth`` at 95 % and 99 %, fractions of the start price;
+        - ``<variable>_var_95``, ``<variable>_es_95``, ``<variable>_var_99``, ... : VaR and ES
+          of each of ``variables`` at each of ``levels``, in the variable's units (``cascade_depth``:
+          fractions of the start price; money: the result's currency);
         - ``p_liquidation``: probability that a path liquidates anything, long or
           short, in [0, 1];
-        - ``mean_bad_debt``: mean bad debt over paths, quote currency;
-        - only when the Dataset has ``halted_time`` and ``halt_count`` (runs with circuit
-          breakers), the columns of :func:`halt_stats`: ``p_halt``, ``mean_halt_count``,
-          ``mean_halted_time`` and ``halted_time_50``, ``halted_time_95``, ``halted_time_99``
-          (seconds).
+        - ``mean_bad_debt``: mean bad debt over paths, in the result's currency;
+        - only when the run had circuit breakers (:func:`has_halts`), the columns of
+          :func:`halt_stats`: ``p_halt``, ``mean_halt_count``, ``mean_halted_time`` and
+          ``halted_time_50``, ``halted_time_95``, ``halted_time_99`` (seconds).
 
-        Other per-path variables (funding, haircuts, ...) are ignored.
+        ``table.attrs["units"]`` maps every metric column to its units.
     """
     if SCENARIO_DIM not in ds.dims:
         raise ValueError(f"the Dataset has no {SCENARIO_DIM!r} dim; select with a list, e.g. ds.sel(scenario=[0])")
-    depth = ds["cascade_depth"]
+    for level in levels:
+        check_level(level)
     columns: dict[str, xr.DataArray] = {}
-    for level in SUMMARY_LEVELS:
-        columns[f"var_{level_suffix(level)}"] = var(depth, level)
-        columns[f"es_{level_suffix(level)}"] = es(depth, level)
-    columns["p_liquidation"] = exceedance(ds["liquidated_long"] + ds["liquidated_short"], 0.0)
-    columns["mean_bad_debt"] = ds["bad_debt"].astype(np.float64).mean(PATH_DIM, skipna=False)
+    for name in variables:
+        data = loss(ds, name)
+        for level in levels:
+            columns[f"{name}_var_{level_suffix(level)}"] = var(data, level)
+            columns[f"{name}_es_{level_suffix(level)}"] = es(data, level)
+    columns["p_liquidation"] = exceedance(loss(ds, LIQUIDATED_TOTAL), 0.0)
+    mean_bad_debt = ds["bad_debt"].astype(np.float64).mean(PATH_DIM, skipna=False)
+    columns["mean_bad_debt"] = mean_bad_debt.assign_attrs(units=ds["bad_debt"].attrs.get("units", "1"))
+    if has_halts(ds):
+        columns.update({str(name): column for name, column in halt_stats(ds).data_vars.items()})
     table = pd.DataFrame({name: ds[name].to_numpy() for name in swept_coords(ds)}, index=ds[SCENARIO_DIM].to_index())
     for name, column in columns.items():
         table[name] = column.to_numpy()
-    if has_halts(ds):
-        for name, column in halt_stats(ds).data_vars.items():
-            table[str(name)] = column.to_numpy()
+    table.attrs["units"] = {name: str(column.attrs.get("units", "1")) for name, column in columns.items()}
     return table
+
+
+def loss(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """The per-path variable ``name`` of ``ds``; ``"liquidated"`` is ``liquidated_long + liquidated_short``.
+
+    Raises:
+        MissingVariableError: ``ds`` lacks it (or one of the two liquidated variables).
+    """
+    if name != LIQUIDATED_TOTAL:
+        require(ds, name)
+        return ds[name]
+    require(ds, *LIQUIDATED)
+    total = ds[LIQUIDATED[0]] + ds[LIQUIDATED[1]]
+    total.attrs = {"units": ds[LIQUIDATED[0]].attrs.get("units", "quote currency"),
+                   "long_name": "notional liquidated, long plus short"}
+    return total.rename(LIQUIDATED_TOTAL)
 
 
 def swept_coords(ds: xr.Dataset) -> list[str]:
@@ -362,8 +388,21 @@ def swept_coords(ds: xr.Dataset) -> list[str]:
 
 
 def has_halts(ds: xr.Dataset) -> bool:
-    """Whether ``ds`` holds the circuit-breaker outputs that :func:`halt_stats` needs."""
-    return all(name in ds.data_vars for name in HALT_VARIABLES)
+    """Whether ``ds`` holds halts worth showing: the outputs :func:`halt_stats` needs, from a run with breakers.
+
+    A result whose resolved ``config`` attribute leaves ``breakers.enabled`` off (in every
+    scenario of a sweep) has none, though it carries the (zero) halt outputs; a Dataset
+    without a ``config`` attribute is judged by its variables alone.
+    """
+    if not all(name in ds.data_vars for name in HALT_VARIABLES):
+        return False
+    if "config" not in ds.attrs:
+        return True
+    try:
+        enabled = tomllib.loads(str(ds.attrs["config"])).get("breakers", {}).get("enabled", False)
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return True
+    return any(enabled) if isinstance(enabled, list) else bool(enabled)
 
 
 def level_suffix(level: float) -> str:

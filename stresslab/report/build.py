@@ -25,6 +25,7 @@ from stresslab.errors import ResultError
 from stresslab.io import store
 from stresslab.market.model import SERIES, output
 from stresslab.metrics import tail
+from stresslab.metrics.headline import write_metrics
 from stresslab.report import figures, tables
 
 REPORT_SUFFIX = ".report"
@@ -35,9 +36,15 @@ DPI = 100
 REQUIRED = (*(output(name).name for name in ("cascade_depth", "liquidated_long", "liquidated_short", "bad_debt")),
             *(f"{series.name}_quantiles" for series in SERIES))
 """Data variables a result needs for a report: the per-path summaries and the quantile bands."""
-OPTIONAL = tail.HALT_VARIABLES
-"""Data variables a report shows when the result has them (circuit-breaker halts); others are not read."""
-PROVENANCE = ("seed", "paths", "swept", "stresslab_version", "jax_version", "backend", "device_count", "git_commit")
+OPTIONAL = (*tail.HALT_VARIABLES, "fund_exhausted_step")
+"""Data variables a report shows when the result has them (circuit-breaker halts, the insurance fund running
+out); others are not read."""
+OLD_LEVEL_DIM = "quantile"
+"""What results written before the band dim was named ``level`` call it; :func:`load_result` renames it."""
+METRICS_FILE = "metrics.json"
+"""The headline metrics of the result (:func:`stresslab.metrics.headline.write_metrics`), in every report."""
+PROVENANCE = ("config_name", "date_created", "history", "currency", "seed", "paths", "swept", "stresslab_version",
+              "jax_version", "backend", "device_count", "git_commit")
 """Dataset attributes listed as the run's provenance (the resolved ``config`` is shown in full after them)."""
 
 
@@ -102,15 +109,19 @@ def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
         ds.close()
         raise ResultError(f"{source}: not a stresslab result; missing variables: {', '.join(missing)}")
     with ds:
-        return ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
+        loaded = ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
+    if OLD_LEVEL_DIM in loaded.dims and figures.QUANTILE_DIM not in loaded.dims:
+        loaded = loaded.rename({OLD_LEVEL_DIM: figures.QUANTILE_DIM})
+    return loaded
 
 
 def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write the figures, ``summary.md`` and the self-contained ``report.html`` of a result into ``directory``.
 
-    Both pages hold the tail metrics and, when the result has ``halted_time`` and
-    ``halt_count`` (a run with circuit breakers), a table of halt statistics; other
-    variables beyond :data:`REQUIRED` are ignored.
+    Both pages name the config and the run date and hold the tail metrics and, when the
+    result comes from a run with circuit breakers, a table of halt statistics; other
+    variables beyond :data:`REQUIRED` are ignored. ``metrics.json`` holds the headline
+    metrics with their confidence intervals (:func:`stresslab.metrics.headline.write_metrics`).
 
     Args:
         ds: a result (e.g. from :func:`load_result` or :func:`stresslab.simulate`) with the
@@ -131,6 +142,7 @@ def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite
     try:
         temporary.mkdir()
         images = {plot.file: _save(plot.draw(ds), temporary / plot.file) for plot in PLOTS}
+        write_metrics(ds, temporary / METRICS_FILE)
         sections = _sections(ds)
         (temporary / SUMMARY_FILE).write_text(_markdown(ds, sections), encoding="utf-8")
         (temporary / HTML_FILE).write_text(_html(ds, sections, images), encoding="utf-8")
@@ -154,6 +166,19 @@ def _provenance(ds: xr.Dataset) -> list[tuple[str, str]]:
     return [(key, str(ds.attrs[key])) for key in PROVENANCE if key in ds.attrs]
 
 
+def _title(ds: xr.Dataset) -> str:
+    """``stresslab report: <config name>`` (without the name when the result does not record it)."""
+    name = ds.attrs.get("config_name")
+    return f"stresslab report: {name}" if name else "stresslab report"
+
+
+def _subtitle(ds: xr.Dataset) -> str:
+    """When the run was made, and the metrics file next to the report."""
+    created = ds.attrs.get("date_created")
+    run = f"Run on {created}" if created else "Run date not recorded"
+    return f"{run}; headline metrics with confidence intervals in {METRICS_FILE}."
+
+
 def _sections(ds: xr.Dataset) -> list[Section]:
     """The tail metrics, then the circuit-breaker halts when the result has them."""
     sections = [Section("Tail metrics", tables.caption(ds), tables.display_table(ds))]
@@ -164,7 +189,7 @@ def _sections(ds: xr.Dataset) -> list[Section]:
 
 
 def _markdown(ds: xr.Dataset, sections: list[Section]) -> str:
-    lines = ["# stresslab report", ""]
+    lines = [f"# {_title(ds)}", "", _subtitle(ds), ""]
     for section in sections:
         table = _markdown_table(section.table.reset_index())
         lines += [f"## {section.heading}", "", f"{section.caption}.", "", table, ""]
@@ -209,7 +234,7 @@ def _html(ds: xr.Dataset, sections: list[Section], images: dict[str, bytes]) -> 
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>stresslab report</title>
+<title>{html.escape(_title(ds))}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
@@ -220,7 +245,8 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style>
 </head>
 <body>
-<h1>stresslab report</h1>
+<h1>{html.escape(_title(ds))}</h1>
+<p>{html.escape(_subtitle(ds))}</p>
 {tables_html}
 <h2>Run</h2>
 <table>{provenance}</table>

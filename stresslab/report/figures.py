@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from stresslab.metrics import tail
+from stresslab.report import tables
 
 Color = tuple[float, float, float, float]
 """An RGBA colour, each channel in [0, 1]."""
@@ -57,7 +58,8 @@ TIME_UNITS = (("d", 86_400.0), ("h", 3_600.0), ("min", 60.0), ("s", 1.0))
 TIME_UNIT_MIN_SPAN = 2.0
 COLORS = "tab10"
 """matplotlib colormap that colours the scenarios."""
-QUANTILE_DIM = "quantile"
+QUANTILE_DIM = "level"
+"""The dim of the quantile bands: the probability level of each band, in (0, 1)."""
 MARKERS = (("VaR", "--"), ("ES", ":"))
 """Name and line style of the tail marks on a distribution, in the order drawn."""
 
@@ -69,16 +71,19 @@ class Band:
     variable: str
     title: str
     ylabel: str
+    """What the y axis shows; money gets its units (the result's currency, scaled) in parentheses."""
     reference: float | None = None
     """A value marked with a dotted horizontal line (e.g. intact depth), or None."""
+    steps: bool = False
+    """Values are totals over the interval ending at each time point (drawn as steps, not interpolated)."""
 
 
 INTACT_DEPTH = 1.0
 """Available over configured depth of an untouched book."""
 BANDS = {
-    "price": Band("price_quantiles", "Traded price: quantile bands over paths", "price (quote currency)"),
+    "price": Band("price_quantiles", "Traded price: quantile bands over paths", "price"),
     "liquidation": Band("liquidation_quantiles", "Liquidations: notional since the previous time point",
-                        "notional (quote currency)"),
+                        "notional", steps=True),
     "depth": Band("depth_quantiles", "Order book depth: collapse and recovery", "available / configured depth",
                   INTACT_DEPTH),
 }
@@ -132,7 +137,8 @@ def display_scale(data: xr.DataArray) -> tuple[float, str]:
     return 1.0, units
 
 
-def draw_fan(ax: Axes, ds: xr.Dataset, quantity: str, position: int, *, legend: bool = True) -> Axes:
+def draw_fan(ax: Axes, ds: xr.Dataset, quantity: str, position: int, *, legend: bool = True,
+             scale: tuple[float, str] | None = None) -> Axes:
     """Draw the quantile bands of ``quantity`` against time for the scenario at ``position``.
 
     Each pair of outer quantiles (lowest with highest, then inwards) is shaded, more
@@ -141,10 +147,12 @@ def draw_fan(ax: Axes, ds: xr.Dataset, quantity: str, position: int, *, legend: 
 
     Args:
         ax: the axes to draw on.
-        ds: a result with the quantity's band variable on (scenario, time, quantile).
+        ds: a result with the quantity's band variable on (scenario, time, level).
         quantity: a key of :data:`BANDS` (``"price"``, ``"depth"``, ``"liquidation"``).
         position: index of the scenario along the ``scenario`` dim.
         legend: add a legend naming the bands.
+        scale: the factor the values are divided by and the unit then (default: :func:`band_scale`
+            of this scenario); panels that share a y axis pass one for all.
 
     Returns:
         ``ax``: one ``PolyCollection`` per pair of quantiles, one line for the median and
@@ -153,13 +161,15 @@ def draw_fan(ax: Axes, ds: xr.Dataset, quantity: str, position: int, *, legend: 
     spec = band(ds, quantity)
     times, unit = time_axis(ds)
     levels = ds[QUANTILE_DIM].to_numpy().astype(np.float64)
+    factor, units = band_scale(ds, quantity, [position]) if scale is None else scale
     bands = ds[spec.variable].isel({tail.SCENARIO_DIM: position}).transpose("time", QUANTILE_DIM).to_numpy()
-    _draw_bands(ax, times, bands, levels, _color(position))
+    _draw_bands(ax, times, bands / factor, levels, _color(position), spec.steps)
     if spec.reference is not None:
         ax.axhline(spec.reference, color="black", linewidth=0.8, linestyle=":")
     ax.set_title(_label(ds, position), fontsize="medium")
     ax.set_xlabel(f"time ({unit})")
-    ax.set_ylabel(spec.ylabel)
+    ax.set_ylabel(f"{spec.ylabel} ({units})" if units else spec.ylabel)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax.grid(True, alpha=0.3)
     if legend:
         ax.legend(fontsize="small", title="quantile over paths", title_fontsize="small")
@@ -248,10 +258,29 @@ def fan_figure(ds: xr.Dataset, quantity: str, positions: Sequence[int] | None = 
     """One fan chart (:func:`draw_fan`) per scenario at ``positions`` (default: all), as panels of a new figure."""
     spec = band(ds, quantity)
     shown, total = _shown(ds, positions)
-    figure, axes = _panels(len(shown), _title(spec.title, total), new_figure)
+    figure, axes = _panels(len(shown), _title(spec.title, total), new_figure, sharey=True)
+    scale = band_scale(ds, quantity, shown)
     for index, (ax, position) in enumerate(zip(axes, shown, strict=True)):
-        draw_fan(ax, ds, quantity, position, legend=index == 0)
+        draw_fan(ax, ds, quantity, position, legend=index == 0, scale=scale)
     return figure
+
+
+def band_scale(ds: xr.Dataset, quantity: str, positions: Sequence[int]) -> tuple[float, str]:
+    """How the bands of ``quantity`` at the scenario ``positions`` are shown: a factor and the units then.
+
+    Money (units the result's currency, e.g. ``"USD"``) is divided by 1e9, 1e6 or 1e3 to read as
+    ``"USD bn"``, ``"USD m"`` or ``"USD k"`` (:func:`stresslab.report.tables.money_scale`); a price
+    keeps its units; fractions (``"1"``) have none.
+    """
+    spec = band(ds, quantity)
+    data = ds[spec.variable]
+    units = str(data.attrs.get("units", ""))
+    if units in ("", FRACTION_UNITS):
+        return 1.0, ""
+    if quantity == "price":
+        return 1.0, units
+    factor, suffix = tables.money_scale(data.isel({tail.SCENARIO_DIM: list(positions)}).to_numpy())
+    return factor, f"{units}{suffix}"
 
 
 def distribution_figure(ds: xr.Dataset, name: str, level: float, positions: Sequence[int] | None = None,
@@ -313,27 +342,34 @@ def time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
     return seconds / length, unit
 
 
-def _draw_bands(ax: Axes, times: np.ndarray, bands: np.ndarray, levels: np.ndarray, color: Color) -> None:
-    """Shade the band between each pair of outer quantiles (lowest with highest, and inwards); line the median."""
+def _draw_bands(ax: Axes, times: np.ndarray, bands: np.ndarray, levels: np.ndarray, color: Color,
+                steps: bool = False) -> None:
+    """Shade the band between each pair of outer quantiles (lowest with highest, and inwards); line the median.
+
+    With ``steps``, each value holds over the interval that ends at its time point (a step drawn
+    back to the previous point), as for totals since the previous time point.
+    """
+    step = "pre" if steps else None
     order = np.argsort(levels)
     levels, bands = levels[order], bands[:, order]
     pairs = levels.size // 2
     for i in range(pairs):
         low, high = i, levels.size - 1 - i
         alpha = BAND_ALPHA[0] + (BAND_ALPHA[1] - BAND_ALPHA[0]) * i / max(pairs - 1, 1)
-        ax.fill_between(times, bands[:, low], bands[:, high], color=color, alpha=alpha, linewidth=0,
+        ax.fill_between(times, bands[:, low], bands[:, high], color=color, alpha=alpha, linewidth=0, step=step,
                         label=f"{PERCENT * levels[low]:g}–{PERCENT * levels[high]:g} %")
     if levels.size % 2:
         middle = pairs
-        ax.plot(times, bands[:, middle], color=color, linewidth=1.5, label=f"{PERCENT * levels[middle]:g} %")
+        ax.plot(times, bands[:, middle], color=color, linewidth=1.5, label=f"{PERCENT * levels[middle]:g} %",
+                drawstyle="steps-pre" if steps else "default")
 
 
-def _panels(count: int, title: str, new_figure: NewFigure) -> tuple[Figure, list[Axes]]:
-    """A figure with ``count`` panels, ``MAX_COLUMNS`` to a row; unused panels hidden."""
+def _panels(count: int, title: str, new_figure: NewFigure, sharey: bool = False) -> tuple[Figure, list[Axes]]:
+    """A figure with ``count`` panels, ``MAX_COLUMNS`` to a row; unused panels hidden; ``sharey``: one y axis."""
     columns = min(count, MAX_COLUMNS)
     rows = math.ceil(count / columns)
     figure = new_figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.5), layout="constrained")
-    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
+    axes = list(figure.subplots(rows, columns, squeeze=False, sharey=sharey).flat)
     for ax in axes[count:]:
         ax.set_visible(False)
     figure.suptitle(title)
