@@ -172,7 +172,7 @@ def test_the_fit_command_writes_a_fitted_config_that_runs(tmp_path, cli, monkeyp
 def test_a_scenario_on_the_real_clock_carries_utc_time_through_netcdf_and_zarr(tmp_path):
     import stresslab
 
-    ds = stresslab.simulate(_config(steps=30), paths=8)
+    ds = stresslab.simulate(_config(steps=30, at="10min"), paths=8)
     assert ds.clock.dims == ("time",) and ds.clock.attrs["long_name"].startswith("UTC time")
     assert ds.clock.values[0] == np.datetime64("2021-05-19T09:00") and ds.clock.values[-1] == np.datetime64(
         "2021-05-19T09:30")
@@ -181,5 +181,6 @@ def test_a_scenario_on_the_real_clock_carries_utc_time_through_netcdf_and_zarr(t
     for name in ("day.nc", "day.zarr"):
         stresslab.io.store.write(ds, tmp_path / name)
         np.testing.assert_array_equal(stresslab.io.store.read(tmp_path / name).clock.values, ds.clock.values)
-    assert "clock" not in stresslab.simulate(_config(start=None, steps=30) | {"simulation": {"steps": 30}},
-                                             paths=8).coords
+    plain = _config(steps=30, at="10min")
+    del plain["simulation"]["start"]
+    assert "clock" not in stresslab.simulate(plain, paths=8).coords
