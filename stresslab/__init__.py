@@ -30,7 +30,7 @@ _PUBLIC = {
     "use_cpu_cores": "stresslab.engine.devices",
 }
 """Public name -> the module that defines it."""
-ACCESSOR = "stresslab.metrics.accessor"
+ACCESSOR = "stresslab.accessor"
 """Registers ``ds.stress`` on xarray Datasets."""
 
 __all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "load_config",

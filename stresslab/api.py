@@ -20,6 +20,7 @@ from typing import Any, Literal
 import jax
 import xarray as xr
 
+from stresslab import accessor as _accessor  # noqa: F401  (results carry ds.stress)
 from stresslab import provenance, status
 from stresslab.config.loading import ScenarioSet, load_config, validate
 from stresslab.config.schema import Config
@@ -31,7 +32,6 @@ from stresslab.io import store, targets
 from stresslab.io.checkpoint import Checkpoint, partial_dir
 from stresslab.io.dataset import assemble
 from stresslab.market.model import Static, build
-from stresslab.metrics import accessor as _accessor  # noqa: F401  (results carry ds.stress)
 from stresslab.progress import progress_bar
 from stresslab.version import __version__
 

@@ -32,12 +32,14 @@ class ScenarioSet:
         axes: swept field path -> the values swept, in grid order.
         coords: swept field path -> value per scenario (length ``len(scenarios)``).
         resolved: the resolved config as a plain dict, sweeps written as lists.
+        name: the config file's stem (``crypto_long_squeeze``), or None for a config given as a dict.
     """
 
     scenarios: tuple[Config, ...]
     axes: dict[str, list[Any]]
     coords: dict[str, list[Any]]
     resolved: dict[str, Any]
+    name: str | None = None
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.resolved)
@@ -58,6 +60,8 @@ def load_config(source: str | Path | Mapping[str, Any] | ScenarioSet | Config,
     """
     if isinstance(source, ScenarioSet) and not overrides:
         return source
+    name = source.name if isinstance(source, ScenarioSet) else Path(source).stem if isinstance(
+        source, str | Path) else None
     if isinstance(source, ScenarioSet):
         source = source.resolved
     if isinstance(source, Config):
@@ -88,7 +92,7 @@ def load_config(source: str | Path | Mapping[str, Any] | ScenarioSet | Config,
     resolved = _dump(scenarios[0])
     for (path, values) in sweeps:
         _set(resolved, path, list(values))
-    return ScenarioSet(tuple(scenarios), axes, coords, resolved)
+    return ScenarioSet(tuple(scenarios), axes, coords, resolved, name)
 
 
 def validate(raw: Mapping[str, Any]) -> Config:

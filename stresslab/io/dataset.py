@@ -130,7 +130,7 @@ def assemble(scenarios: ScenarioSet, results: list[ScenarioResult], *, seed: int
     for name, values in scenarios.coords.items():
         coords[name] = ("scenario", np.asarray(values), _swept_attrs(name))
     ds = xr.Dataset(data, coords=coords)
-    name = source if source is not None else provenance.config_name()
+    name = source if source is not None else scenarios.name or provenance.config_name()
     created = provenance.now()
     ds.attrs.update({
         "Conventions": CONVENTIONS,

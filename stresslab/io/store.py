@@ -32,8 +32,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from stresslab import accessor as _accessor  # noqa: F401  (results read back carry ds.stress)
 from stresslab.io import targets
-from stresslab.metrics import accessor as _accessor  # noqa: F401  (results read back carry ds.stress)
 
 NETCDF_SUFFIX = ".nc"
 ZARR_FORMAT = 2
