@@ -315,12 +315,8 @@ def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bo
     write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is).
 
     CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`)."""
-    from stresslab.io import targets
-
     with _reported():
-        source = _config_file(config)
-        target = out if out is not None else Path(source.stem + ".calibration")
-        targets.check_output(target, overwrite=overwrite)  # before the calibration, which takes minutes
+        source, target = _job_directory(config, out, ".calibration", overwrite)
         _start_jax()
         from stresslab.calibrate import loop as calibration
         from stresslab.io import store
@@ -330,9 +326,7 @@ def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bo
                                            num_devices=num_devices)
         target.mkdir(exist_ok=True)
         store.write(result.trace, target / ("trace.nc" if netcdf else "trace.zarr"), overwrite=True)
-        staged = target / "calibrated.toml.partial"
-        staged.write_text(result.to_toml())
-        staged.replace(target / "calibrated.toml")
+        _write_whole(target / "calibrated.toml", result.to_toml())
     click.echo(_format_calibration(result))
     click.echo(f"results: {target}")
 
@@ -407,12 +401,8 @@ def fit(config: str, data: str | None, out: Path | None, overwrite: bool, overri
     """Fit the fields of CONFIG's [fit] section to a real day (CMA-ES on the stylised facts: the method of
     simulated moments); write DIR/fitted.toml (headed by this command), DIR/trace.csv and the real path over the
     simulated fan before and after (DIR/before.png, DIR/after.png)."""
-    from stresslab.io import targets
-
     with _reported():
-        source = _config_file(config)
-        target = out if out is not None else Path(source.stem + ".fit")
-        targets.check_output(target, overwrite=overwrite)  # before the fit, which takes minutes
+        source, target = _job_directory(config, out, ".fit", overwrite)
         _start_jax()
         from stresslab import historical
 
@@ -422,15 +412,31 @@ def fit(config: str, data: str | None, out: Path | None, overwrite: bool, overri
         result.trace.to_csv(target / "trace.csv", index_label="generation")
         historical.plot(result.before, target / "before.png")
         historical.plot(result.after, target / "after.png")
-        staged = target / "fitted.toml.partial"
-        staged.write_text(result.to_toml(shlex.join(["stresslab", *sys.argv[1:]])))
-        staged.replace(target / "fitted.toml")
+        _write_whole(target / "fitted.toml", result.to_toml(shlex.join(["stresslab", *sys.argv[1:]])))
     lines = [f"{'parameter':<36}{'initial':>14}{'fitted':>14}"]
     lines += [f"{name:<36}{result.initial[name]:>14.6g}{value:>14.6g}" for name, value in result.values.items()]
     lines += [f"distance {result.distance_before:.4g} -> {result.distance_after:.4g}", "before:",
               historical.format_table(result.before), "after:", historical.format_table(result.after),
               f"results: {target}"]
     click.echo("\n".join(lines))
+
+
+def _job_directory(config: str, out: Path | None, suffix: str, overwrite: bool) -> tuple[Path, Path]:
+    """CONFIG's file and the output directory of a job that takes minutes (default: the config's stem with
+    ``suffix``), checked before the job starts."""
+    from stresslab.io import targets
+
+    source = _config_file(config)
+    target = out if out is not None else Path(source.stem + suffix)
+    targets.check_output(target, overwrite=overwrite)
+    return source, target
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a staged file, so that ``path`` is never half-written."""
+    staged = path.with_name(path.name + ".partial")
+    staged.write_text(text)
+    staged.replace(path)
 
 
 def _format_calibration(result: CalibrationResult) -> str:
