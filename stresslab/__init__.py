@@ -22,6 +22,13 @@ _PUBLIC = {
     "ScenarioSet": "stresslab.config.loading",
     "StresslabError": "stresslab.errors",
     "calibrate": "stresslab.calibrate",
+    "compare": "stresslab.historical",
+    "facts": "stresslab.metrics.facts",
+    "fit": "stresslab.historical",
+    "headline": "stresslab.metrics.headline",
+    "initialize": "stresslab.engine.distributed",
+    "read": "stresslab.io.store",
+    "write_metrics": "stresslab.metrics.headline",
     "load_config": "stresslab.config.loading",
     "objective": "stresslab.calibrate",
     "run_to": "stresslab.api",
@@ -33,8 +40,9 @@ _PUBLIC = {
 ACCESSOR = "stresslab.accessor"
 """Registers ``ds.stress`` on xarray Datasets."""
 
-__all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "load_config",
-           "objective", "run_to", "simulate", "simulate_distributed", "use_cpu_cores", "__version__"]
+__all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "compare", "facts",
+           "fit", "headline", "initialize", "load_config", "objective", "read", "run_to", "simulate",
+           "simulate_distributed", "use_cpu_cores", "write_metrics", "__version__"]
 
 if TYPE_CHECKING:
     from stresslab.api import RunSettings, run_to, simulate, simulate_distributed
@@ -42,11 +50,16 @@ if TYPE_CHECKING:
     from stresslab.config.loading import ConfigError, ScenarioSet, load_config
     from stresslab.config.schema import Config
     from stresslab.engine.devices import use_cpu_cores
+    from stresslab.engine.distributed import initialize
     from stresslab.errors import StresslabError
+    from stresslab.historical import compare, fit
+    from stresslab.io.store import read
+    from stresslab.metrics.facts import facts
+    from stresslab.metrics.headline import headline, write_metrics
 
 
-SUBMODULES = {"api": (), "config": (), "engine": (), "errors": (), "io": ("stresslab.io.store",), "market": (),
-              "metrics": (), "progress": (), "report": (), "shipped": (), "status": ()}
+SUBMODULES = {"api": (), "config": (), "engine": (), "errors": (), "historical": (), "io": ("stresslab.io.store",),
+              "market": (), "metrics": (), "progress": (), "report": (), "shipped": (), "status": ()}
 """Subpackages reachable as attributes once ``stresslab`` is imported, with the modules each loads too, so that
 ``stresslab.io.store.read`` works as it did when everything was imported at once."""
 

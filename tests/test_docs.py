@@ -81,3 +81,14 @@ def test_the_license_file_is_the_declared_license():
     text = (ROOT / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+
+
+def test_every_function_the_readme_calls_on_the_package_is_importable_from_it():
+    """The README teaches ``stresslab.NAME(...)``, never deep modules; each such name exists (loaded lazily)."""
+    import stresslab
+
+    called = set(re.findall(r"(?<![/\w])stresslab\.([a-z_]+)(?=[(`])", (ROOT / "README.md").read_text()))
+    assert {"simulate", "read", "initialize", "simulate_distributed", "headline"} <= called
+    missing = sorted(name for name in called if not callable(getattr(stresslab, name, None)))
+    assert not missing, f"the README calls stresslab.{missing}, which the package does not export"
+    assert called <= set(stresslab.__all__), sorted(called - set(stresslab.__all__))
