@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import stresslab
+from stresslab import historical
 
 pytestmark = pytest.mark.slow  # 1000 paths of each shipped historical scenario
 
@@ -84,3 +85,32 @@ def test_external_collateral_index_removes_the_depeg_loop():
             assert float(ds.venue_min_collateral_price.min()) == 1.0
     assert liquidated["external"].mean() < 0.8 * liquidated["internal"].mean()
     assert np.mean(liquidated["external"] <= liquidated["internal"] * (1 + 1e-6)) > 0.9
+
+
+# The shape of each crypto day, minute by minute (issue 14): the real value of each fact of the issue's table
+# lies inside the simulated 5-95 % band, on the config's window of real Binance minute prices
+# (stresslab.historical.compare; facts from stresslab.metrics.facts).
+SHAPE = ("drawdown_from_start", "peak_to_trough_time", "retrace_1h", "retrace_end", "end_return",
+         "largest_fall_1min", "largest_fall_5min")
+SHAPE_PATHS = 1000
+
+
+def assert_shape(name: str, day: str, left_out: tuple[str, ...] = ()) -> None:
+    comparison = historical.compare(HISTORICAL / name, day, paths=SHAPE_PATHS, seed=0)
+    table = comparison.table.loc[[fact for fact in SHAPE if fact not in left_out]]
+    assert table.inside.all(), historical.format_table(comparison)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2020_03_12_shape_minute_by_minute():
+    assert_shape("2020_03_12_black_thursday.toml", "2020-03-12")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2021_05_19_shape_minute_by_minute():
+    assert_shape("2021_05_19_crypto_crash.toml", "2021-05-19")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_2025_10_10_shape_minute_by_minute():
+    assert_shape("2025_10_10_tariff_crash.toml", "2025-10-10")  # its first 308 minutes, 20:00-01:08 UTC
