@@ -572,9 +572,10 @@ class FittedParameter(_Model):
 class Fit(_Model):
     """``stresslab fit``: scenario fields fitted to real minute prices by the method of simulated moments.
 
-    The distance is the mean over ``facts`` of ``((real - simulated median) / scale)^2``, with ``scale`` the
-    simulated spread (5-95 % range / 3.29) or the fact's tolerance, whichever is larger; CMA-ES minimises it over
-    the parameters' boxes on ``paths`` paths with common random numbers.
+    The distance is the mean over ``facts`` of ``((real - simulated median) / tolerance)^2``, with each fact's
+    ``tolerance`` from ``stresslab.metrics.facts.FACTS``; CMA-ES minimises it over the parameters' boxes on
+    ``paths`` paths with common random numbers. It matches medians, not band widths: pin the noise with
+    ``realized_vol`` and ``max_hourly_vol`` among the facts.
     """
 
     data: str = Field(description="a shipped day (2020-03-12, 2021-05-19, 2025-10-10) or a CSV of 1-minute bars")
