@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import tomli_w
 import xarray as xr
-from tqdm.auto import tqdm
 
 from stresslab.calibrate import cmaes
 from stresslab.calibrate.parameters import set_in_config
@@ -23,6 +22,7 @@ from stresslab.config.units import parse_duration
 from stresslab.errors import ConfigError, DataError
 from stresslab.io import market_data
 from stresslab.metrics import facts
+from stresslab.progress import Silent, progress_bar
 
 MAX_SAMPLES = 10_000
 """Most sample paths a comparison keeps (``simulation.keep_paths``' limit)."""
@@ -272,7 +272,8 @@ def fit(config, *, overrides: Iterable[str] = (), data: str | os.PathLike[str] |
         return comparison, distance(real, facts.facts(comparison.simulated), spec.facts)
 
     generations = []
-    with tqdm(total=spec.generations + 2, disable=not progress, desc="fitting", unit="generation") as bar:
+    with progress_bar(spec.generations + 2, enabled=progress, description="fitting", unit="generation") as shown:
+        bar = shown if shown is not None else Silent()
         before, distance_before = run(initial)
         bar.update(1)
 
@@ -282,7 +283,6 @@ def fit(config, *, overrides: Iterable[str] = (), data: str | os.PathLike[str] |
         def record(candidates: np.ndarray, values: np.ndarray) -> None:
             i = int(np.argmin(cmaes.finite_or_worst(values)))
             generations.append({**dict(zip(names, candidates[i], strict=True)), "distance": values[i]})
-            bar.set_postfix(distance=f"{min(g['distance'] for g in generations):.4g}")
             bar.update(1)
 
         best, values = cmaes.minimise(evaluate, lower, upper, initial, generations=spec.generations, sigma=spec.sigma,

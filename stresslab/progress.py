@@ -26,6 +26,18 @@ DESCRIPTION = "simulating"
 class Progress(Protocol):
     def update(self, n: int = 1) -> object: ...
 
+    def set_postfix(self, **values: object) -> object: ...
+
+
+class Silent:
+    """Progress that shows nothing (progress turned off)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values: object) -> None:
+        pass
+
 
 def disabled_by_environment() -> bool:
     """Whether ``TQDM_DISABLE`` is set to something other than empty, 0 or false."""
@@ -40,6 +52,11 @@ class Lines:
         self.done = 0
         self.start = self.last_time = time.monotonic()
         self.last_done = 0
+        self.postfix = ""
+
+    def set_postfix(self, **values: object) -> None:
+        """Show ``key=value`` pairs at the end of the next line (as tqdm's ``set_postfix``)."""
+        self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -50,28 +67,32 @@ class Lines:
 
     def _line(self, now: float) -> None:
         share = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
-        print(f"{self.description}: {self.done}/{self.total} {self.unit}{share}, {now - self.start:.0f} s",
+        postfix = f", {self.postfix}" if self.postfix else ""
+        print(f"{self.description}: {self.done}/{self.total} {self.unit}{share}, {now - self.start:.0f} s{postfix}",
               file=self.stream, flush=True)
         self.last_done, self.last_time = self.done, now
 
 
 @contextmanager
-def progress_bar(total: int, *, enabled: bool, stream: IO[str] | None = None) -> Iterator[Progress | None]:
-    """Progress over ``total`` paths: a tqdm bar on a terminal, :class:`Lines` otherwise, None when off.
+def progress_bar(total: int, *, enabled: bool, stream: IO[str] | None = None, description: str = DESCRIPTION,
+                 unit: str = "path") -> Iterator[Progress | None]:
+    """Progress over ``total`` units of work (paths by default): a tqdm bar on a terminal, :class:`Lines`
+    otherwise, None when off.
 
     Args:
-        total: the paths to run.
+        total: the units to run.
         enabled: show progress at all (``TQDM_DISABLE=1`` turns it off too).
         stream: where to write (default: stderr).
+        description, unit: what the work is (``"fitting"``, ``"generation"``).
     """
     stream = stream if stream is not None else sys.stderr
     if not enabled or disabled_by_environment():
         yield None
         return
     if not stream.isatty():
-        yield Lines(total, stream)
+        yield Lines(total, stream, description, f"{unit}s")
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit="path", desc=DESCRIPTION, dynamic_ncols=True, file=stream) as bar:
+    with tqdm(total=total, unit=unit, desc=description, dynamic_ncols=True, file=stream) as bar:
         yield bar

@@ -500,3 +500,36 @@ def test_the_command_line_gives_jax_the_cpu_devices_asked_for(cli_process: CliPr
     assert done.returncode == 0, done.stderr
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.attrs["device_count"] == 2
+
+
+def test_progress_lines_name_the_work_and_carry_the_postfix() -> None:
+    """Calibration and fits report steps and generations as plain lines too, with their current objective."""
+    import io
+
+    from stresslab.progress import Silent, progress_bar
+
+    stream = io.StringIO()
+    with progress_bar(4, enabled=True, stream=stream, description="fitting", unit="generation") as bar:
+        bar.set_postfix(distance="1.5")
+        for _ in range(4):
+            bar.update(1)
+    assert stream.getvalue().splitlines()[-1].startswith("fitting: 4/4 generations (100 %)")
+    assert stream.getvalue().splitlines()[-1].endswith("distance=1.5") and "\r" not in stream.getvalue()
+    with progress_bar(4, enabled=False, stream=stream) as off:
+        assert off is None
+    Silent().update(1), Silent().set_postfix(x=1)  # what calibration and fit use when progress is off
+
+
+def test_the_fit_command_reports_progress_as_plain_lines(cli: Cli, tmp_path: Path) -> None:
+    """`stresslab fit` off a terminal: generations as plain lines (no carriage returns)."""
+    import tomli_w
+
+    config = {"simulation": {"steps": 60, "dt": "1min", "start": "2021-05-19T09:00:00Z", "paths": 16},
+              "market": {"price": 40000.0, "shocks": [{"type": "gap", "at": "20min", "size": -0.05}]},
+              "fit": {"data": "2021-05-19", "paths": 16, "generations": 1, "population": 2,
+                      "parameters": [{"name": "market.shocks.0.size", "lower": -0.2, "upper": -0.01}]}}
+    source = tmp_path / "day.toml"
+    source.write_text(tomli_w.dumps(config))
+    result = cli("fit", source, "-o", tmp_path / "day.fit")
+    assert result.exit_code == 0, result.stderr
+    assert "fitting: 3/3 generations (100 %)" in result.stderr and "\r" not in result.stderr

@@ -21,7 +21,6 @@ import numpy as np
 import optax
 import tomli_w
 import xarray as xr
-from tqdm import tqdm
 
 from stresslab.calibrate import cmaes, parameters
 from stresslab.calibrate.objective import Group, Problem, evaluator, parts, problem, total
@@ -29,6 +28,7 @@ from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
 from stresslab.engine.devices import Devices, select
 from stresslab.engine.runner import precision
+from stresslab.progress import Silent, progress_bar
 from stresslab.version import __version__
 
 BOOTSTRAP = 400
@@ -157,7 +157,8 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
         trace = _Trace(prob.names)
         total_steps = (cal.generations if "cmaes" in cal.method else 0) + (
             cal.iterations if "gradient" in cal.method else 0)
-        with tqdm(total=total_steps, disable=not progress, desc="calibrating", dynamic_ncols=True) as bar:
+        with progress_bar(total_steps, enabled=progress, description="calibrating", unit="step") as shown:
+            bar = shown if shown is not None else Silent()
             start_value = float(ev.values(jnp.asarray(start[None], dtype))[0])
             best = (start_value, start)
             if "cmaes" in cal.method:
