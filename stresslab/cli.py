@@ -457,7 +457,10 @@ def _format_calibration(result: CalibrationResult) -> str:
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Report directory (default: RESULT with the suffix .report, e.g. squeeze.report).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report directory.")
-def report(result: Path, out: Path | None, overwrite: bool) -> None:
+@click.option("--data", "-d", metavar="DAY|CSV",
+              help=_data_help + " Adds the real day's stylised facts against the result's sample paths and the real "
+                   "path over their fan (needs a result with simulation.start and minute sample paths).")
+def report(result: Path, out: Path | None, overwrite: bool, data: str | None) -> None:
     """Write PNG figures, summary.md and a self-contained report.html for RESULT (from `stresslab run --out`)."""
     from stresslab.io import targets
 
@@ -469,10 +472,15 @@ def report(result: Path, out: Path | None, overwrite: bool) -> None:
         target = out if out is not None else default_directory(result)
         targets.check_output(target, overwrite=overwrite)  # before the result is read and the figures drawn
         try:
-            ds = load_result(result)
+            ds = load_result(result, extra=("sample_price",) if data else ())
         except FileNotFoundError as err:
             raise _Failure(str(err), USAGE_ERROR) from None
-        written = write_report(ds, target, overwrite=overwrite)
+        comparison = None
+        if data is not None:
+            from stresslab import historical
+
+            comparison = historical.compare_result(ds, data)
+        written = write_report(ds, target, overwrite=overwrite, comparison=comparison)
     click.echo(f"report: {written / HTML_FILE}")
 
 

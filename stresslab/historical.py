@@ -24,6 +24,9 @@ from stresslab.io import market_data
 from stresslab.metrics import facts
 from stresslab.progress import Silent, progress_bar
 
+_FORMATS = {"percent": lambda v: f"{100 * v:.1f}%", "minutes": lambda v: f"{v / 60:.0f} min",
+            "number": lambda v: f"{v:.2f}"}
+"""How each kind of fact (``Fact.display``) is written in tables."""
 MAX_SAMPLES = 10_000
 """Most sample paths a comparison keeps (``simulation.keep_paths``' limit)."""
 
@@ -104,7 +107,37 @@ def compare(config, data: str | os.PathLike[str], *, paths: int = 1000, seed: in
         settings.append(f"simulation.seed={seed}")
     scenarios = load_config(scenarios, settings)
     begin, minutes = _window(scenarios, data, start)
-    result = simulate(scenarios, progress=progress, on_error="warn")
+    return _comparison(simulate(scenarios, progress=progress, on_error="warn"), data, begin, minutes)
+
+
+def compare_result(result: xr.Dataset, data: str | os.PathLike[str]) -> Comparison:
+    """:func:`compare` for a result already simulated: its sample paths (every minute, ``simulation.keep_paths``)
+    on its UTC ``clock`` (``simulation.start``) against the real data of the same window.
+
+    Raises:
+        ConfigError: the result has no clock, no minute sample paths, or more than one scenario.
+        DataError: the data cannot be read or do not cover the result's start.
+    """
+    if "clock" not in result.coords:
+        raise ConfigError("simulation.start: the result is not on the real clock; run the config with "
+                          "simulation.start (UTC) to compare it with real data")
+    if result.sizes.get("scenario", 1) != 1:
+        raise ConfigError("compare needs one scenario; this result is a sweep: select one scenario first")
+    try:
+        facts.of_result(result.isel(time=slice(0, 2)))
+    except ValueError as err:
+        raise ConfigError(f"simulation.keep_paths: {err}") from None
+    begin = pd.Timestamp(result["clock"].values[0])
+    bars = market_data.read_bars(data)
+    steps = result.sizes["time"] - 1
+    covered = len(bars.loc[begin: begin + pd.Timedelta(minutes=steps - 1)])
+    if covered == 0 or bars.loc[begin:].index[0] != begin:
+        raise DataError(f"--data {data}: the result starts at {begin} (UTC), which the file does not cover "
+                        f"({bars.index[0]} to {bars.index[-1] + pd.Timedelta(minutes=1)})")
+    return _comparison(result, data, begin, covered)
+
+
+def _comparison(result: xr.Dataset, data: str | os.PathLike[str], begin: pd.Timestamp, minutes: int) -> Comparison:
     real = market_data.prices(data, begin, minutes)
     clock = begin.to_datetime64() + result["time"].values
     simulated = (result["sample_price"].isel(scenario=0, time=slice(0, minutes + 1))
@@ -120,8 +153,7 @@ def format_table(comparison: Comparison) -> str:
     rows = []
     for name, row in comparison.table.iterrows():
         fact = shown[name]
-        fmt = {"percent": lambda v: f"{100 * v:.1f}%", "minutes": lambda v: f"{v / 60:.0f} min",
-               "number": lambda v: f"{v:.2f}"}[fact.display]
+        fmt = _FORMATS[fact.display]
         value = "-" if not np.isfinite(row.real) else fmt(row.real)
         band = f"{fmt(row['median'])} ({fmt(row.low)} to {fmt(row.high)})"
         rows.append((fact.long_name, value, band, "" if row.inside else "✗"))
@@ -132,6 +164,18 @@ def format_table(comparison: Comparison) -> str:
     inside = int(comparison.table.inside.sum())
     lines.append(f"{inside} of {len(rows)} facts inside the simulated 5-95 % band")
     return "\n".join(lines)
+
+
+def display_table(comparison: Comparison) -> pd.DataFrame:
+    """The comparison as a table of text cells, one row per fact (as :func:`format_table` shows them)."""
+    shown = {fact.name: fact for fact in facts.FACTS}
+    rows = []
+    for name, row in comparison.table.iterrows():
+        fmt = _FORMATS[shown[name].display]
+        rows.append({"fact": shown[name].long_name, "real": fmt(row.real) if np.isfinite(row.real) else "-",
+                     "simulated median": fmt(row["median"]), "5 %": fmt(row.low), "95 %": fmt(row.high),
+                     "inside": "yes" if row.inside else "no"})
+    return pd.DataFrame(rows).set_index("fact")
 
 
 def plot(comparison: Comparison, path: str | os.PathLike[str] | None = None):

@@ -184,3 +184,33 @@ def test_a_scenario_on_the_real_clock_carries_utc_time_through_netcdf_and_zarr(t
     plain = _config(steps=30, at="10min")
     del plain["simulation"]["start"]
     assert "clock" not in stresslab.simulate(plain, paths=8).coords
+
+
+def test_a_report_with_data_shows_the_real_day_against_the_result(tmp_path, cli):
+    config = _config(steps=60, at="20min")
+    config["simulation"].update(keep_paths=32, record_points=60)
+    source = tmp_path / "day.toml"
+    _write_config(source, config)
+    result = tmp_path / "day.nc"
+    assert cli("run", source, "-n", "32", "-o", result, "-q").exit_code == 0
+    done = cli("report", result, "--data", "2021-05-19", "-o", tmp_path / "day.report")
+    assert done.exit_code == 0, done.stderr
+    page = (tmp_path / "day.report" / "report.html").read_text()
+    assert "Against the real day" in page and "2021-05-19 09:00 UTC + 60 min" in page
+    assert "largest 1-minute fall" in page
+    assert (tmp_path / "day.report" / "real_day.png").read_bytes()[:4] == b"\x89PNG"
+    summary = (tmp_path / "day.report" / "summary.md").read_text()
+    assert "## Against the real day" in summary and "real_day.png" in summary
+
+
+def test_a_report_with_data_of_a_result_off_the_real_clock_is_refused(tmp_path, cli):
+    config = _config(steps=60, at="20min")
+    del config["simulation"]["start"]
+    config["simulation"].update(keep_paths=8, record_points=60)
+    source = tmp_path / "day.toml"
+    _write_config(source, config)
+    result = tmp_path / "day.nc"
+    assert cli("run", source, "-n", "8", "-o", result, "-q").exit_code == 0
+    done = cli("report", result, "--data", "2021-05-19", "-o", tmp_path / "day.report")
+    assert done.exit_code == 2 and "not on the real clock" in done.stderr
+    assert not (tmp_path / "day.report").exists()

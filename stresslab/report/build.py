@@ -85,12 +85,13 @@ def default_directory(result: str | os.PathLike[str]) -> Path:
     return Path(result).with_suffix(REPORT_SUFFIX)
 
 
-def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
+def load_result(path: str | os.PathLike[str], extra: tuple[str, ...] = ()) -> xr.Dataset:
     """Read the variables a report needs from a result written by ``stresslab run --out`` (Zarr or ``.nc``).
 
     Returns:
-        An in-memory Dataset with the :data:`REQUIRED` variables, those of :data:`OPTIONAL` that
-        the result has, the coordinates and the run's attributes.
+        An in-memory Dataset with the :data:`REQUIRED` variables, those of :data:`OPTIONAL` and ``extra``
+        (e.g. ``sample_price`` for a comparison with real data) that the result has, the coordinates and the run's
+        attributes.
 
     Raises:
         FileNotFoundError: nothing exists at ``path``.
@@ -109,13 +110,14 @@ def load_result(path: str | os.PathLike[str]) -> xr.Dataset:
         ds.close()
         raise ResultError(f"{source}: not a stresslab result; missing variables: {', '.join(missing)}")
     with ds:
-        loaded = ds[[*REQUIRED, *(name for name in OPTIONAL if name in ds.data_vars)]].load()
+        loaded = ds[[*REQUIRED, *(name for name in (*OPTIONAL, *extra) if name in ds.data_vars)]].load()
     if OLD_LEVEL_DIM in loaded.dims and figures.QUANTILE_DIM not in loaded.dims:
         loaded = loaded.rename({OLD_LEVEL_DIM: figures.QUANTILE_DIM})
     return loaded
 
 
-def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite: bool = False,
+                 comparison=None) -> Path:
     """Write the figures, ``summary.md`` and the self-contained ``report.html`` of a result into ``directory``.
 
     Both pages name the config and the run date and hold the tail metrics and, when the
@@ -128,6 +130,8 @@ def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite
             :data:`REQUIRED` variables and its provenance attributes.
         directory: the report directory to create; missing parents are created.
         overwrite: replace an existing ``directory``.
+        comparison: a ``stresslab.historical.Comparison`` of the result with a real day: the report then shows
+            its table of stylised facts and the real path over the simulated fan.
 
     Returns:
         The directory written.
@@ -141,11 +145,14 @@ def write_report(ds: xr.Dataset, directory: str | os.PathLike[str], *, overwrite
     temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         temporary.mkdir()
-        images = {plot.file: _save(plot.draw(ds), temporary / plot.file) for plot in PLOTS}
+        plots = PLOTS if comparison is None else (*PLOTS, _real_day_plot(comparison))
+        images = {plot.file: _save(plot.draw(ds), temporary / plot.file) for plot in plots}
         write_metrics(ds, temporary / METRICS_FILE)
         sections = _sections(ds)
-        (temporary / SUMMARY_FILE).write_text(_markdown(ds, sections), encoding="utf-8")
-        (temporary / HTML_FILE).write_text(_html(ds, sections, images), encoding="utf-8")
+        if comparison is not None:
+            sections.append(_real_day_section(comparison))
+        (temporary / SUMMARY_FILE).write_text(_markdown(ds, sections, plots), encoding="utf-8")
+        (temporary / HTML_FILE).write_text(_html(ds, sections, images, plots), encoding="utf-8")
         store.check_target(target, overwrite=overwrite)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -188,7 +195,24 @@ def _sections(ds: xr.Dataset) -> list[Section]:
     return sections
 
 
-def _markdown(ds: xr.Dataset, sections: list[Section]) -> str:
+def _real_day_plot(comparison) -> Plot:
+    from stresslab import historical
+
+    return Plot("real_day.png", f"The real day ({comparison.start:%Y-%m-%d %H:%M} UTC + {comparison.minutes} min) "
+                "over the simulated fan of sample paths.", lambda ds: historical.plot(comparison))
+
+
+def _real_day_section(comparison) -> Section:
+    from stresslab import historical
+
+    inside = int(comparison.table.inside.sum())
+    caption = (f"Stylised facts of the real day against the simulated median and 5-95 % band over "
+               f"{comparison.simulated.sizes['sample']} sample paths, {comparison.start:%Y-%m-%d %H:%M} UTC + "
+               f"{comparison.minutes} min: {inside} of {len(comparison.table)} facts inside the band")
+    return Section("Against the real day", caption, historical.display_table(comparison))
+
+
+def _markdown(ds: xr.Dataset, sections: list[Section], plots: tuple[Plot, ...] = PLOTS) -> str:
     lines = [f"# {_title(ds)}", "", _subtitle(ds), ""]
     for section in sections:
         table = _markdown_table(section.table.reset_index())
@@ -196,7 +220,7 @@ def _markdown(ds: xr.Dataset, sections: list[Section]) -> str:
     lines += ["## Run", ""]
     lines += [f"- **{key}**: {value}" for key, value in _provenance(ds)]
     lines += ["", "## Figures", ""]
-    lines += [f"![{plot.caption}]({plot.file})\n\n{plot.caption}\n" for plot in PLOTS]
+    lines += [f"![{plot.caption}]({plot.file})\n\n{plot.caption}\n" for plot in plots]
     if "config" in ds.attrs:
         lines += ["## Resolved config", "", "```toml", str(ds.attrs["config"]).rstrip(), "```"]
     return "\n".join(lines) + "\n"
@@ -213,14 +237,14 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *(row(list(values)) for values in table.itertuples(index=False))])
 
 
-def _html(ds: xr.Dataset, sections: list[Section], images: dict[str, bytes]) -> str:
+def _html(ds: xr.Dataset, sections: list[Section], images: dict[str, bytes], plots: tuple[Plot, ...] = PLOTS) -> str:
     provenance = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>"
                          for key, value in _provenance(ds))
     figures_html = "".join(
         f'<figure><img alt="{html.escape(plot.caption)}" '
         f'src="data:image/png;base64,{base64.b64encode(images[plot.file]).decode("ascii")}">'
         f"<figcaption>{html.escape(plot.caption)}</figcaption></figure>"
-        for plot in PLOTS
+        for plot in plots
     )
     config = ""
     if "config" in ds.attrs:
