@@ -186,13 +186,21 @@ def test_a_scenario_on_the_real_clock_carries_utc_time_through_netcdf_and_zarr(t
     assert "clock" not in stresslab.simulate(plain, paths=8).coords
 
 
-def test_a_report_with_data_shows_the_real_day_against_the_result(tmp_path, cli):
+def _minute_result(tmp_path, cli, *, on_the_clock: bool, paths: int):
+    """A result of an hour with every path kept at every minute, written by ``stresslab run``."""
     config = _config(steps=60, at="20min")
-    config["simulation"].update(keep_paths=32, record_points=60)
+    if not on_the_clock:
+        del config["simulation"]["start"]
+    config["simulation"].update(keep_paths=paths, record_points=60)
     source = tmp_path / "day.toml"
     _write_config(source, config)
     result = tmp_path / "day.nc"
-    assert cli("run", source, "-n", "32", "-o", result, "-q").exit_code == 0
+    assert cli("run", source, "-n", str(paths), "-o", result, "-q").exit_code == 0
+    return result
+
+
+def test_a_report_with_data_shows_the_real_day_against_the_result(tmp_path, cli):
+    result = _minute_result(tmp_path, cli, on_the_clock=True, paths=32)
     done = cli("report", result, "--data", "2021-05-19", "-o", tmp_path / "day.report")
     assert done.exit_code == 0, done.stderr
     page = (tmp_path / "day.report" / "report.html").read_text()
@@ -204,13 +212,7 @@ def test_a_report_with_data_shows_the_real_day_against_the_result(tmp_path, cli)
 
 
 def test_a_report_with_data_of_a_result_off_the_real_clock_is_refused(tmp_path, cli):
-    config = _config(steps=60, at="20min")
-    del config["simulation"]["start"]
-    config["simulation"].update(keep_paths=8, record_points=60)
-    source = tmp_path / "day.toml"
-    _write_config(source, config)
-    result = tmp_path / "day.nc"
-    assert cli("run", source, "-n", "8", "-o", result, "-q").exit_code == 0
+    result = _minute_result(tmp_path, cli, on_the_clock=False, paths=8)
     done = cli("report", result, "--data", "2021-05-19", "-o", tmp_path / "day.report")
     assert done.exit_code == 2 and "not on the real clock" in done.stderr
     assert not (tmp_path / "day.report").exists()
