@@ -7,6 +7,7 @@ import json
 import warnings
 from pathlib import Path
 
+import cf_xarray  # noqa: F401  (the test extra installs it: a missing one must fail, not skip)
 import numpy as np
 import pytest
 import xarray as xr
@@ -15,8 +16,6 @@ import stresslab
 from stresslab.io import dataset, store
 from stresslab.market.model import OUTPUTS
 from stresslab.market.outputs import MONEY, STEP_INDEX
-
-cf_xarray = pytest.importorskip("cf_xarray")
 
 CONFIG = {
     "simulation": {"paths": 2000, "horizon": "1h", "dt": "1min", "record_points": 7, "keep_paths": 2},

@@ -116,7 +116,6 @@ def test_halt_stats_on_a_lazily_opened_zarr_store(tmp_path: Path) -> None:
 
 
 def test_halt_stats_on_dask_chunks_across_paths(tmp_path: Path) -> None:
-    pytest.importorskip("dask")
     ds = result(scenarios=2, paths=300, halts=True, seed=6)
     lazy = xr.open_zarr(store.write(ds, tmp_path / "run.zarr")).chunk({"path": 70})
     assert lazy["halted_time"].chunks is not None and len(lazy["halted_time"].chunks[1]) > 1

@@ -16,6 +16,7 @@ runtime notices the missing heartbeats and stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -23,17 +24,16 @@ from dataclasses import dataclass
 
 import jax
 
-from stresslab.config.loading import ConfigError
 from stresslab.engine.devices import SettingError
 from stresslab.engine.runner import LANE_PAD
-from stresslab.errors import OutputError, PeerError, RunError
+from stresslab.errors import PeerError, RunError, UsageError
 
 SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
 """What JAX reads to set up a run under SLURM (``srun``): it joins the step's tasks when all are set."""
 POLL_MS = 1_000
 """While waiting for another process, how often to look for a failure elsewhere, ms (waits are unbounded)."""
 MAX_PORT = 65535
-USAGE_ERRORS = (ConfigError, FileExistsError, OutputError, SettingError)
+USAGE_ERRORS = (UsageError, FileExistsError)
 """Failures that are the caller's to fix (the command line exits with 2 on every process)."""
 
 
@@ -184,10 +184,9 @@ class Messages:
         if remedies:  # the others spell the arguments that clear it as their caller does
             text = failure.problem
         message = {"process": self.cluster.process, "usage": bool(usage), "message": text, "remedies": remedies}
-        try:
+        # another process failed first, or the runtime is gone: then its own error is what counts
+        with contextlib.suppress(jax.errors.JaxRuntimeError):
             _client().key_value_set(f"{self.prefix}/abort", json.dumps(message))
-        except jax.errors.JaxRuntimeError:
-            pass  # another process failed first, or the runtime is gone: its own error is what counts
 
     def check(self) -> None:
         """Raise ``PeerError`` if another process failed."""
