@@ -47,6 +47,52 @@ def test_flat_margin_liquidates_at_the_textbook_price():
     assert positions.newly_triggered(cp, units, not_in, jnp.asarray([short_liq * (1 + 1e-9)]))[0, 1]
 
 
+def test_trigger_prices_are_the_textbook_prices_with_flat_margin():
+    cp = cohorts([1, -1], [20, 10], [100, 120], [1.0, 2.0], mm=0.01)
+    prices = positions.trigger_prices(cp, jnp.asarray([[1.0, 2.0]]))
+    assert float(prices[0, 0]) == pytest.approx(100 * (1 - 1 / 20) / (1 - 0.01), rel=1e-14)
+    assert float(prices[0, 1]) == pytest.approx(120 * (1 + 1 / 10) / (1 + 0.01), rel=1e-14)
+
+
+def test_a_tiered_trigger_price_puts_equity_exactly_at_maintenance():
+    # the root falls in the second tier: per-account notional 200 units x ~900 = 180k
+    cp = cohorts([1], [10], [1000.0], [400.0], tiers=([5e4, 2.5e5], [0.004, 0.01, 0.025]), accounts=2.0)
+    units = jnp.asarray([[400.0]])
+    price = positions.trigger_prices(cp, units)
+    equity = positions.equity(cp, units, price[:, 0])
+    assert 5e4 < float(price[0, 0]) * 200 < 2.5e5
+    assert float(equity[0, 0]) == pytest.approx(float(positions.maintenance(cp, units, price[:, 0])[0, 0]),
+                                                rel=1e-12)
+
+
+@pytest.mark.parametrize("seed, rates", [(0, "increasing"), (1, "any"), (2, "any")])
+def test_trigger_prices_decide_exactly_as_equity_against_maintenance(seed, rates):
+    """On random cohorts (both sides, leverage 2-100x, 1-20,000 accounts, five tiers, rates increasing or not,
+    a haircut on the collateral, a closed cohort), comparing the mark with the trigger price decides as the
+    rule itself at every mark of a fine grid."""
+    rng = np.random.default_rng(seed)
+    c, k = 12, 5
+    upper = np.sort(rng.uniform(1e3, 1e7, (c, k)), -1)
+    upper[:, -1] = positions.TIER_CAP
+    rate = rng.uniform(0.0, 0.3, (c, k))
+    if rates == "increasing":
+        rate = np.sort(rate, -1)
+    entry = rng.uniform(8e4, 1.2e5, c)
+    cp = positions.CohortParams(
+        side=jnp.asarray(rng.choice([-1.0, 1.0], c)), units0=jnp.ones(c), entry=jnp.asarray(entry),
+        margin_per_unit=jnp.asarray(entry / rng.uniform(2, 100, c)), tier_upper=jnp.asarray(upper),
+        tier_rate=jnp.asarray(rate), accounts=jnp.asarray(rng.integers(1, 20000, c).astype(float)))
+    units = jnp.asarray(rng.uniform(0, 1e5, (2, c))).at[0, 3].set(0.0)
+    check = cp.margin_per_unit * (1.0 - jnp.asarray(rng.uniform(0, 0.2, (2, c))))
+    prices = positions.trigger_prices(cp, units, check)
+    marks = jnp.asarray(np.linspace(2e4, 2.5e5, 4001))[:, None] * jnp.ones((1, 2))
+    rule = jax.vmap(lambda m: positions.newly_triggered(cp, units, jnp.zeros((2, c), bool), m, check))(marks)
+    compared = jax.vmap(lambda m: positions.triggered_at(cp, prices, m))(marks)
+    assert np.array_equal(np.asarray(rule), np.asarray(compared))
+    assert 0.05 < float(jnp.mean(rule)) < 0.95  # the grid holds marks on both sides of the triggers
+    assert not np.any(np.asarray(rule)[:, 0, 3])  # the closed cohort never triggers
+
+
 def test_tiered_margin_is_marginal_by_per_account_notional():
     # Binance-style: 0.4 % up to 50k, 1 % to 250k, 2.5 % above; 2 accounts of 200 units at 1,000.
     cp = cohorts([1], [10], [1000.0], [400.0], tiers=([5e4, 2.5e5], [0.004, 0.01, 0.025]), accounts=2.0)

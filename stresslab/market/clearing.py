@@ -4,7 +4,8 @@ Within a step the book, the haircut, the mark's fixed part and every pre-flow or
 fixed (``Flow``). At a candidate log-price ``y`` the liquidation queue, defensive
 stops and the dealers' hedge send market orders; the clearing price solves
 ``y = y_base + impact(flow(y))`` (safeguarded Newton). A cascade round solves it
-for the cohorts queued so far, checks margins and stops at that price, adds what
+for the cohorts queued so far, compares the mark at that price with the cohorts'
+trigger prices (computed once per step, ``Rules.triggers``) and the stops, adds what
 newly triggered, and repeats until nothing new (``Rules.round_grew``) or
 ``grid.cascade_rounds``. Arrays are (N, V) per venue, cohorts (N, V, C).
 """
@@ -160,21 +161,34 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
         fprime = 1.0 - dmove * slope
         newton = fprime > MIN_SLOPE
         y_new = jnp.where(newton, y - (y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
-        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE), dmove * slope
+        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE), dmove * slope, newton
 
     def cond(carry):
-        k, _, active, _ = carry
+        k, _, active, *_ = carry
         return (k < MAX_NEWTON_ITERATIONS) & jnp.any(active)
 
     def body(carry):
-        k, y, active, phi = carry
-        y_new, phi_new = iterate(y)
-        converged = jnp.abs(y_new - y) <= tolerance * (1.0 + jnp.abs(y))
-        return k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi)
+        k, y, active, phi, last_move, was_newton = carry
+        y_new, phi_new, newton = iterate(y)
+        move = jnp.abs(y_new - y)
+        limit = tolerance * (1.0 + jnp.abs(y))
+        converged = (move <= limit) | (newton & was_newton & quadratic_done(move, last_move, limit))
+        return (k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi), move,
+                newton)
 
-    _, y, unconverged, phi = jax.lax.while_loop(cond, body, (0, y, jnp.ones(y.shape, bool), jnp.zeros_like(y)))
+    never = jnp.zeros(y.shape, bool)
+    init = (0, y, ~never, jnp.zeros_like(y), jnp.full_like(y, jnp.inf), never)
+    _, y, unconverged, phi, *_ = jax.lax.while_loop(cond, body, init)
     bounded = jnp.abs(y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
     return static.rules.solution(lambda y: residual(params, static, f, q, y), y, bounded | unconverged), phi
+
+
+def quadratic_done(move: jnp.ndarray, last_move: jnp.ndarray, limit: jnp.ndarray) -> jnp.ndarray:
+    """Whether two Newton steps in a row, of sizes ``last_move`` then ``move``, show that the next would move
+    the log-price by at most ``limit``: in quadratic convergence the next step is about move^3 / last_move^2
+    (the contraction constant move / last_move^2 estimated from these two). The step must have more than
+    halved, so that an early, not yet quadratic, phase does not stop the iteration."""
+    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move)
 
 
 def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:
@@ -191,24 +205,42 @@ def collateral_after(params, static, f: Flow, sold_at_peg: jnp.ndarray) -> jnp.n
     return collateral.after_sale(params.collateral, f.y_c_base, sold_at_peg * jnp.exp(f.y_c_base))
 
 
-def liquidation_weights(params, static, units, in_liq, mark_price, check) -> jnp.ndarray:
+def triggers(params, static, units, check) -> positions.Triggers:
+    """What the rules compare marks with while ``units`` and the collateral per unit ``check`` (after the
+    haircut; None: as posted) hold (``Rules.triggers``)."""
+    return static.rules.triggers(params.positions.cohorts, units, check)
+
+
+def liquidation_weights(params, static, t: positions.Triggers, in_liq, mark_price) -> jnp.ndarray:
     """Liquidation weight of each cohort at ``mark_price`` under the rules (1/0, or smooth)."""
-    return static.rules.liquidation(params.positions.cohorts, units, in_liq, mark_price, check,
-                                    params.rules.temperature)
+    return static.rules.liquidation(params.positions.cohorts, t, in_liq, mark_price, params.rules.temperature)
 
 
-def _triggered(params, static, f: Flow, queued, stopped, q: Queue, y: jnp.ndarray):
+def round_triggers(params, static, f: Flow, q: Queue, fixed: positions.Triggers | None) -> positions.Triggers:
+    """The step's triggers (``fixed``), or, where collateral held in an asset is repriced by the queue's
+    seized collateral each round, the triggers at that round's collateral price."""
+    if fixed is not None:
+        return fixed
+    return triggers(params, static, f.units, margin(params, static, f, collateral_after(params, static, f,
+                                                                                         q.collateral)).check)
+
+
+def _triggered(params, static, f: Flow, queued, stopped, q: Queue, y: jnp.ndarray, fixed):
     """Liquidation weights of the cohorts and defensive populations newly stopped at ``y``."""
-    m = margin(params, static, f, collateral_after(params, static, f, q.collateral))
     mark_price = params.price.s0 * jnp.exp(mark(params, static, f, y))
-    new = liquidation_weights(params, static, f.units, queued, mark_price, m.check)
+    new = liquidation_weights(params, static, round_triggers(params, static, f, q, fixed), queued, mark_price)
     new_stops = static.rules.stops(params.defensive, f.defensive_units, stopped, y, f.peak, f.trough)
     return new, new_stops
 
 
-def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, active: jnp.ndarray) -> Cleared:
-    """Intra-step cascade rounds on the venues where ``active`` (N, V) holds."""
+def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, active: jnp.ndarray,
+            step_triggers: positions.Triggers) -> Cleared:
+    """Intra-step cascade rounds on the venues where ``active`` (N, V) holds.
+
+    ``step_triggers`` are the step's (for ``f.units`` and the opening margins): every round compares its
+    mark with them, unless collateral held in an asset is repriced by the rounds' sales."""
     rules = static.rules
+    fixed = step_triggers if static.collateral.pricing is None else None
 
     def cond(carry):
         k, *_, active = carry
@@ -222,7 +254,7 @@ def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, 
         phi = jnp.where(active, phi_new, phi)
         solved = jnp.where(active[..., None], queued, solved)
         q = Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, old_queue, strict=True)))
-        weight, new_stops = _triggered(params, static, f, queued, stops, q, y)
+        weight, new_stops = _triggered(params, static, f, queued, stops, q, y, fixed)
         raised = jnp.where(active[..., None], jnp.maximum(queued, weight), queued)
         new_stops = new_stops & active[..., None]
         grew = rules.round_grew(raised, queued)

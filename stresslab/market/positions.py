@@ -196,6 +196,50 @@ def newly_triggered(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, p
     return ~in_liq & (units > 0) & (equity(cp, units, price, check) < maintenance(cp, units, price))
 
 
+class Triggers(NamedTuple):
+    """What the liquidation rule compares a mark with, fixed while ``units`` and collateral per unit
+    ``check`` (after the haircut) are (N, V, C): the hard rules' ``prices`` (``trigger_prices``; None with
+    smooth rules, which weigh the shortfall itself)."""
+
+    units: jnp.ndarray
+    check: jnp.ndarray | None
+    prices: jnp.ndarray | None
+
+
+def trigger_prices(cp: CohortParams, units: jnp.ndarray, check: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Mark price at which each cohort's equity meets maintenance, for the step's ``units`` and collateral
+    per unit ``check`` (N, V, C), quote currency.
+
+    Equity ``units (m + side (S - entry))`` is affine in the mark S and maintenance is piecewise affine
+    (one piece per tier), so their difference g(S) is monotone (slope ``units (side - rate)``, rates < 1):
+    a long cohort triggers exactly where S < its trigger price, a short one where S > it
+    (``newly_triggered``, the same rule evaluated at S). The root lies beyond a tier bound exactly where g
+    there is on the triggering side (its sign needs no division); those bounds are a prefix of the tiers,
+    so the root's piece is chosen bound by bound and then solved. A closed cohort (no units) never
+    triggers: -inf for longs, +inf for shorts.
+    """
+    m = cp.margin_per_unit if check is None else check
+    rate, upper = cp.tier_rate, cp.tier_upper
+    lower = jnp.concatenate([jnp.zeros_like(upper[..., :1]), upper[..., :-1]], -1)
+    below = jnp.cumsum(jnp.concatenate([jnp.zeros_like(rate[..., :1]), rate[..., :-1] * (upper - lower)[..., :-1]],
+                                       -1), -1)  # maintenance per account at each tier's lower bound
+    offset = below - rate * lower  # maintenance per account on tier k: rate_k x notional + offset_k
+    per_account = units / cp.accounts
+    cushion = per_account * (m - cp.side * cp.entry)  # g / accounts at S = 0
+    r, off = rate[..., 0], offset[..., 0]
+    for k in range(rate.shape[-1] - 1):  # the sign of side x g / accounts at the bound between tiers k and k + 1
+        beyond = cp.side * (cushion + (cp.side * upper[..., k] - below[..., k + 1])) < 0
+        r, off = jnp.where(beyond, rate[..., k + 1], r), jnp.where(beyond, offset[..., k + 1], off)
+    held = units > 0
+    root = (off / jnp.where(held, per_account, 1.0) - (m - cp.side * cp.entry)) / (cp.side - r)
+    return jnp.where(held, root, -cp.side * jnp.inf)
+
+
+def triggered_at(cp: CohortParams, prices: jnp.ndarray, mark: jnp.ndarray) -> jnp.ndarray:
+    """Cohorts whose equity is below maintenance at ``mark`` (N, V), from their ``trigger_prices`` (N, V, C)."""
+    return jnp.where(cp.side > 0, mark[..., None] < prices, mark[..., None] > prices)
+
+
 def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, check: jnp.ndarray | None,
                    temperature: jnp.ndarray) -> jnp.ndarray:
     """Smooth liquidation trigger (N, V, C) in [0, 1]: a sigmoid of the margin shortfall

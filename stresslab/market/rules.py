@@ -17,6 +17,8 @@ open (who trades this step)   share > 1/2; it only gates ADL, defensive traders'
                               the next step blend by the traded share (``keep``)
 gate / keep (halted venues)   blend by the traded share
 liquidation trigger           sigmoid of the margin shortfall per notional / T
+                              (hard: the mark against each cohort's trigger price,
+                              computed once per step, ``triggers``)
 cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS eps
 breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
 price band                    not relaxed: the band is off
@@ -25,8 +27,10 @@ defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
 ADL's fund-shortfall test     not relaxed (inside ``positions.auto_deleverage``)
 momentum signal               sigmoid of (|window return| - threshold) / T
-Newton stopping (clearing)    value: tolerance-stopped iterations; derivative:
-                              implicit function theorem at the root (``solution``)
+Newton stopping (clearing)    value: iterations stopped at the tolerance, or when
+                              two Newton steps show quadratic convergence
+                              (``clearing.quadratic_done``); derivative: implicit
+                              function theorem at the root (``solution``)
 square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 ============================  =====================================================
 
@@ -104,9 +108,15 @@ class Hard:
         """Venues where cascade rounds run (N, V) bool."""
         return trading
 
-    def liquidation(self, cp: positions.CohortParams, units, in_liq, mark, check, temperature) -> jnp.ndarray:
+    def triggers(self, cp: positions.CohortParams, units, check) -> positions.Triggers:
+        """The cohorts' trigger prices for ``units`` and collateral ``check`` (N, V, C): computed once while
+        both are fixed, so that each cascade round compares prices instead of re-evaluating tiered margins."""
+        return positions.Triggers(units, check, positions.trigger_prices(cp, units, check))
+
+    def liquidation(self, cp: positions.CohortParams, triggers: positions.Triggers, in_liq, mark, temperature
+                    ) -> jnp.ndarray:
         """Cohorts in liquidation at ``mark`` (N, V, C): 1 if already queued or below maintenance, else 0."""
-        new = positions.newly_triggered(cp, units, in_liq >= 0.5, mark, check)
+        new = (in_liq < 0.5) & positions.triggered_at(cp, triggers.prices, mark)
         return jnp.maximum(in_liq, new.astype(in_liq.dtype))
 
     def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
@@ -184,10 +194,14 @@ class Smooth(Hard):
         """Rounds run wherever any share of the step trades."""
         return trading > 0
 
-    def liquidation(self, cp, units, in_liq, mark, check, temperature) -> jnp.ndarray:
+    def triggers(self, cp, units, check) -> positions.Triggers:
+        """No trigger prices: the relaxed rule weighs the margin shortfall at each mark."""
+        return positions.Triggers(units, check, None)
+
+    def liquidation(self, cp, triggers, in_liq, mark, temperature) -> jnp.ndarray:
         """Weight in [0, 1]: sigmoid((maintenance - equity) / (units x mark) / T) (:func:`positions.trigger_weight`);
         a weight never falls within a step."""
-        return jnp.maximum(in_liq, positions.trigger_weight(cp, units, mark, check, temperature))
+        return jnp.maximum(in_liq, positions.trigger_weight(cp, triggers.units, mark, triggers.check, temperature))
 
     def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
         """Another round while some weight rose by more than SMOOTH_ROUND_ULPS machine epsilons."""

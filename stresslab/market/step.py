@@ -137,36 +137,39 @@ def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray):
 def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow):
     """Phase 3: margins at the step's opening mark, then auto-deleveraging where the fund falls short.
 
-    Returns the flow with the cohorts' units after ADL, the ledger, and the liquidation weights (N, V, C).
-    """
+    Returns the flow with the cohorts' units after ADL, the ledger, the liquidation weights (N, V, C) and the
+    step's triggers (``Rules.triggers``, for those units)."""
     margin0 = clearing.margin(p, static, f, f.y_c_base)
     mark0 = p.price.s0 * jnp.exp(clearing.mark(p, static, f, static.rules.keep(o.trading, o.y_base, state.price.y)))
-    in_liq = clearing.liquidation_weights(p, static, f.units, state.positions.in_liq, mark0, margin0.check)
+    triggers = clearing.triggers(p, static, f.units, margin0.check)
+    in_liq = clearing.liquidation_weights(p, static, triggers, state.positions.in_liq, mark0)
     ledger = state.positions.ledger
     if not static.positions.adl:
-        return f, ledger, in_liq
+        return f, ledger, in_liq, triggers
     cp = p.positions.cohorts
     can_adl = static.rules.adl_queue(in_liq, o.open_)
     # ADL looks at the paths with a bankrupt cohort in the queue; it acts where the fund falls short of them
     bankrupt = can_adl & (f.units > 0) & (positions.equity(cp, f.units, mark0, margin0.value) <= 0.0)
 
     def adl(held, queued, mark, value, reval):
-        return positions.auto_deleverage(cp, held[0], queued, held[1], mark, value, reval)
+        units, ledger = positions.auto_deleverage(cp, held[0], queued, held[1], mark, value, reval)
+        return units, ledger, clearing.triggers(p, static, units, held[2].check)
 
-    units, ledger = compact.on_paths(jnp.any(bankrupt, (-2, -1)), adl, (f.units, ledger), can_adl, mark0,
-                                     margin0.value, margin0.reval, batch=ADL_BATCH)
-    return f._replace(units=units), ledger, in_liq
+    units, ledger, triggers = compact.on_paths(jnp.any(bankrupt, (-2, -1)), adl, (f.units, ledger, triggers),
+                                               can_adl, mark0, margin0.value, margin0.reval, batch=ADL_BATCH)
+    return f._replace(units=units), ledger, in_liq, triggers
 
 
-def cascade(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow, in_liq: jnp.ndarray
-            ) -> clearing.Cleared:
+def cascade(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow, in_liq: jnp.ndarray,
+            triggers: positions.Triggers) -> clearing.Cleared:
     """Phase 4: cascade rounds on the venues that trade (no book: the queue trades at the pre-flow price).
 
     The liquidation weights carried to the next step blend by the traded share (``Rules.keep``): a venue
     that traded part of the step keeps that part of what its rounds triggered."""
     if not static.book.enabled:
         return clearing.no_book(p, f, in_liq, state.defensive.stopped)
-    c = clearing.cascade(p, static, f, in_liq, state.defensive.stopped, static.rules.rounds_on(o.trading))
+    c = clearing.cascade(p, static, f, in_liq, state.defensive.stopped, static.rules.rounds_on(o.trading),
+                         triggers)
     return c._replace(in_liq=static.rules.keep(o.trading[..., None], c.in_liq, in_liq))
 
 
@@ -315,8 +318,8 @@ def market_step(params: Parts, static: Parts, state: Parts, summary: Parts, t: j
     """Advance every path by one step ``t`` (phases in the module docstring); ``draws`` (N, n_draws) uniforms."""
     o = open_step(params, static, state, t, draws)
     f, program_sent, state = pre_flow(params, static, state, o, t)
-    f, ledger, in_liq = margin_check(params, static, state, o, f)
-    c = cascade(params, static, state, o, f, in_liq)
+    f, ledger, in_liq, triggers = margin_check(params, static, state, o, f)
+    c = cascade(params, static, state, o, f, in_liq, triggers)
     s = settle(params, static, state, o, f, c, ledger)
     new, sold = after_trade(params, static, state, o, f, c, s, program_sent, t)
     return new, observe(params, static, state, new, summary, o, c, sold, t)
