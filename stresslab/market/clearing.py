@@ -187,8 +187,9 @@ def quadratic_done(move: jnp.ndarray, last_move: jnp.ndarray, limit: jnp.ndarray
     """Whether two Newton steps in a row, of sizes ``last_move`` then ``move``, show that the next would move
     the log-price by at most ``limit``: in quadratic convergence the next step is about move^3 / last_move^2
     (the contraction constant move / last_move^2 estimated from these two). The step must have more than
-    halved, so that an early, not yet quadratic, phase does not stop the iteration."""
-    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move)
+    halved, so that an early, not yet quadratic, phase does not stop the iteration; the first step
+    (``last_move`` infinite) never stops it."""
+    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move) & (last_move < jnp.inf)
 
 
 def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:
