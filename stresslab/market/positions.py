@@ -236,7 +236,9 @@ def trigger_prices(cp: CohortParams, units: jnp.ndarray, check: jnp.ndarray | No
 
 
 def triggered_at(cp: CohortParams, prices: jnp.ndarray, mark: jnp.ndarray) -> jnp.ndarray:
-    """Cohorts whose equity is below maintenance at ``mark`` (N, V), from their ``trigger_prices`` (N, V, C)."""
+    """Cohorts whose equity is below maintenance at ``mark`` (N, V): (N, V, C) bool, from their
+    ``trigger_prices`` (N, V, C). It decides as ``newly_triggered`` does for open cohorts not yet in
+    liquidation (tests/test_positions.py compares the two on a fine grid of marks)."""
     return jnp.where(cp.side > 0, mark[..., None] < prices, mark[..., None] > prices)
 
 
