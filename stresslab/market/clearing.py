@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stresslab.market import collateral, dealers, liquidity, oracle, positions
+from stresslab.market import collateral, compact, dealers, liquidity, oracle, positions
 from stresslab.market.outputs import Output, Problem
 from stresslab.market.reduce import fixed_sum
 
@@ -29,6 +29,8 @@ MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
 """Bound on the log-price move caused by one step's flow (an unstable market hits it)."""
+ROUND_BATCH = 128
+"""Paths per batch of the cascade rounds after the first (``cascade``)."""
 BOUND_SLACK = 1e-9
 """A clearing move within this relative distance of MAX_MOVE is on the bound (the equation has no root inside)."""
 
@@ -234,37 +236,69 @@ def _triggered(params, static, f: Flow, queued, stopped, q: Queue, y: jnp.ndarra
     return new, new_stops
 
 
+class Rounds(NamedTuple):
+    """The cascade rounds' state per path (the fields of ``Cleared``): ``queued`` every cohort in
+    liquidation so far, ``queue`` the flow of the cohorts ``solved`` into ``y``, ``active`` where another
+    round is needed."""
+
+    y: jnp.ndarray
+    solved: jnp.ndarray
+    queue: Queue
+    queued: jnp.ndarray
+    stops: jnp.ndarray
+    phi: jnp.ndarray
+    active: jnp.ndarray
+
+
+def cascade_round(params, static, f: Flow, fixed: positions.Triggers | None, r: Rounds) -> Rounds:
+    """One cascade round where ``r.active``: clear the flow of the cohorts queued so far, then queue those that
+    trigger at the new price. Paths where it is not active keep their state bit for bit."""
+    active = r.active
+    new_queue = queue(params, f, r.queued, r.stops)
+    y_new, phi_new = clear(params, static, f, new_queue, r.y)
+    y = jnp.where(active, y_new, r.y)
+    q = Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, r.queue, strict=True)))
+    weight, new_stops = _triggered(params, static, f, r.queued, r.stops, q, y, fixed)
+    raised = jnp.where(active[..., None], jnp.maximum(r.queued, weight), r.queued)
+    new_stops = new_stops & active[..., None]
+    grew = static.rules.round_grew(raised, r.queued)
+    return Rounds(y, jnp.where(active[..., None], r.queued, r.solved), q, raised, r.stops | new_stops,
+                  jnp.where(active, phi_new, r.phi), active & (grew | jnp.any(new_stops, -1)))
+
+
+def further_rounds(params, static, f: Flow, fixed: positions.Triggers | None, r: Rounds) -> Rounds:
+    """Rounds 2 .. ``grid.cascade_rounds`` until nothing new triggers (``Rules.round_grew``)."""
+
+    def cond(carry):
+        k, r = carry
+        return (k < static.grid.cascade_rounds) & jnp.any(r.active)
+
+    def body(carry):
+        k, r = carry
+        return k + 1, cascade_round(params, static, f, fixed, r)
+
+    return jax.lax.while_loop(cond, body, (1, r))[1]
+
+
 def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, active: jnp.ndarray,
             step_triggers: positions.Triggers) -> Cleared:
     """Intra-step cascade rounds on the venues where ``active`` (N, V) holds.
 
     ``step_triggers`` are the step's (for ``f.units`` and the opening margins): every round compares its
-    mark with them, unless collateral held in an asset is repriced by the rounds' sales."""
-    rules = static.rules
+    mark with them, unless collateral held in an asset is repriced by the rounds' sales. The first round
+    runs on every path; the further rounds only on the paths where it triggered something, ROUND_BATCH
+    paths at a time (``compact.on_paths``), so that a cascade on a few paths does not cost the whole chunk."""
     fixed = step_triggers if static.collateral.pricing is None else None
-
-    def cond(carry):
-        k, *_, active = carry
-        return (k < static.grid.cascade_rounds) & jnp.any(active)
-
-    def body(carry):
-        k, y, solved, old_queue, queued, stops, phi, active = carry
-        new_queue = queue(params, f, queued, stops)
-        y_new, phi_new = clear(params, static, f, new_queue, y)
-        y = jnp.where(active, y_new, y)
-        phi = jnp.where(active, phi_new, phi)
-        solved = jnp.where(active[..., None], queued, solved)
-        q = Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, old_queue, strict=True)))
-        weight, new_stops = _triggered(params, static, f, queued, stops, q, y, fixed)
-        raised = jnp.where(active[..., None], jnp.maximum(queued, weight), queued)
-        new_stops = new_stops & active[..., None]
-        grew = rules.round_grew(raised, queued)
-        return k + 1, y, solved, q, raised, stops | new_stops, phi, active & (grew | jnp.any(new_stops, -1))
-
     zeros = jnp.zeros_like(f.y_base)
-    init = (0, f.y_base, in_liq, Queue(zeros, zeros, zeros, zeros), in_liq, stopped, zeros, active)
-    _, y, solved, q, queued, stops, phi, exhausted = jax.lax.while_loop(cond, body, init)
-    return Cleared(y, solved, q, queued, stops, phi, exhausted)
+    r = cascade_round(params, static, f, fixed,
+                      Rounds(f.y_base, in_liq, Queue(zeros, zeros, zeros, zeros), in_liq, stopped, zeros, active))
+    options = f.options  # the options book's terms have no path axis: they are not gathered by path
+
+    def more(r, f, fixed):
+        return further_rounds(params, static, f._replace(options=options), fixed, r)
+
+    r = compact.on_paths(jnp.any(r.active, -1), more, r, f._replace(options=None), fixed, batch=ROUND_BATCH)
+    return Cleared(r.y, r.solved, r.queue, r.queued, r.stops, r.phi, r.active)
 
 
 def no_book(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Cleared:
