@@ -12,15 +12,16 @@ import jax.numpy as jnp
 
 
 def fixed_sum(x: jnp.ndarray, axis: int = -1) -> jnp.ndarray:
-    """Sum over ``axis`` as a balanced tree of adds (zero-padded to a power of two)."""
+    """Sum over ``axis`` as a balanced tree of adds: the tree of a zero-padding to a power of two, without the
+    padding (an element whose partner would be a padded zero passes to the next level as it is)."""
     x = jnp.moveaxis(x, axis, -1)
     n = x.shape[-1]
     if n == 0:
         return jnp.zeros(x.shape[:-1], x.dtype)
-    size = 1 << (n - 1).bit_length()
-    if size != n:
-        x = jnp.concatenate([x, jnp.zeros((*x.shape[:-1], size - n), x.dtype)], axis=-1)
-    while x.shape[-1] > 1:
-        half = x.shape[-1] // 2
-        x = x[..., :half] + x[..., half:]
+    half = (1 << (n - 1).bit_length()) // 2
+    while n > 1:
+        paired = n - half  # elements [half, n) are added to [0, paired); [paired, half) pass
+        pairs = x[..., :paired] + x[..., half:n]
+        x = pairs if paired == half else jnp.concatenate([pairs, x[..., paired:half]], -1)
+        n, half = half, half // 2
     return x[..., 0]

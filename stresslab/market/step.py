@@ -62,6 +62,8 @@ and the summary. A mechanism module has ``build(config, grid) -> (params, static
 ``OUTPUTS``, ``SERIES`` and ``PROBLEMS`` it contributes (``outputs.py``)."""
 ADL_BATCH = 32
 """Paths per batch of auto-deleveraging: it runs only on the paths with a bankrupt cohort in the queue (compact.py)."""
+FILL_BATCH = 128
+"""Paths per batch of liquidation fills: they are booked only on the paths with a fill (compact.py)."""
 FLOOR_SLACK = 1e-6
 """A move within this relative distance of ``clearing.MAX_MOVE`` counts as hitting the bound."""
 
@@ -195,7 +197,8 @@ def settle(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow, 
     fill = clearing.fill_price(p, f, y)
     frac = rules.keep(o.trading, clearing.execution_fraction(p, static, f, c.queue, fill), 0.0) * scale
 
-    def fills(units, ledger, y_c, solved, frac, fill, f):
+    def fills(held, solved, frac, fill, f):
+        units, ledger, _ = held
         filled = solved * units * frac[..., None]
         cp = p.positions.cohorts
         y_c = clearing.collateral_after(p, static, f, fixed_sum(filled * cp.margin_per_unit * p.collateral.share, -1))
@@ -203,11 +206,11 @@ def settle(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.Flow, 
         ledger = positions.settle_fills(cp, p.positions.liquidation, ledger, filled, fill, m.value, m.reval)
         return units - filled, ledger, y_c
 
-    # Operands are passed explicitly, not closed over: a cond inside scan with closed-over
-    # operands has given wrong values (and NaN tangents) on XLA CPU.
-    units, ledger, y_c = jax.lax.cond(jnp.any(c.queue.total_units * frac > 0), fills,
-                                      lambda u, led, y_c, *_: (u, led, y_c), f.units, ledger, f.y_c_base, c.solved,
-                                      frac, fill, f)
+    # booked only on the paths with a fill (compact.py): in most steps only a few paths liquidate. The options
+    # book's terms have no path axis (and fills do not use them): they are left out of the gathered flow.
+    units, ledger, y_c = compact.on_paths(jnp.any(c.queue.total_units * frac > 0, -1), fills,
+                                          (f.units, ledger, f.y_c_base), c.solved, frac, fill,
+                                          f._replace(options=None), batch=FILL_BATCH)
     return Settled(y, scale, breached, fill, units, ledger, y_c)
 
 
