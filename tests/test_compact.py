@@ -34,3 +34,41 @@ def test_on_paths_with_no_path_in_need_returns_the_state_unchanged() -> None:
     got = on_paths(jnp.zeros(10, bool), _work, (units, cash), jnp.ones(10), batch=4)
     np.testing.assert_array_equal(got[0], units)
     np.testing.assert_array_equal(got[1], cash)
+
+
+def _crash_outputs(monkeypatch, batch: int, overrides: list[str]) -> dict[str, np.ndarray]:
+    """Per-path outputs of 64 paths of the benchmarks' reference crash (4 h, float64) with the kernel's
+    cascade rounds after the first and its liquidation fills run ``batch`` paths at a time."""
+    import sys
+    from pathlib import Path
+
+    import jax
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import scenario
+
+    from stresslab.engine.runner import precision
+    from stresslab.engine.scan import simulate_chunk
+    from stresslab.market import clearing, model, step
+
+    monkeypatch.setattr(clearing, "ROUND_BATCH", batch)
+    monkeypatch.setattr(step, "FILL_BATCH", batch)
+    cfg = scenario.config(steps=240, overrides=["simulation.dtype=float64", *overrides])
+    with precision("float64"):
+        params, static = model.build(cfg)
+        out, _ = jax.jit(lambda p, k: simulate_chunk(p, static, k, np.uint32(0), 64))(params, jax.random.key(3))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("overrides", [[], ["liquidation.max_order=2e8", "breakers.enabled=false"]],
+                         ids=["reference", "capped-no-breakers"])
+def test_kernel_results_do_not_depend_on_the_batches_of_rounds_and_fills(monkeypatch, overrides) -> None:
+    """The further cascade rounds and the fills run only on the paths that need them (``clearing.ROUND_BATCH``,
+    ``step.FILL_BATCH`` paths at a time): one path per batch, 7, or every path in one batch give the same
+    numbers bit for bit, on a crash where most paths liquidate over many steps."""
+    runs = {b: _crash_outputs(monkeypatch, b, overrides) for b in (1, 7, 64)}
+    assert np.mean(runs[64]["liquidated_long"] > 0) > 0.5  # the case exercises the rounds and the fills
+    assert np.mean(runs[64]["cascade_depth"]) > 0.03
+    for b in (1, 7):
+        for name, value in runs[64].items():
+            np.testing.assert_array_equal(runs[b][name], value, err_msg=f"{name}, batch {b}")
