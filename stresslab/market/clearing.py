@@ -7,7 +7,10 @@ stops and the dealers' hedge send market orders; the clearing price solves
 for the cohorts queued so far, compares the mark at that price with the cohorts'
 trigger prices (computed once per step, ``Rules.triggers``) and the stops, adds what
 newly triggered, and repeats until nothing new (``Rules.round_grew``) or
-``grid.cascade_rounds``. Arrays are (N, V) per venue, cohorts (N, V, C).
+``grid.cascade_rounds``. The first round runs on every path; the further rounds only on
+the paths where it triggered something, gathered ROUND_BATCH at a time (``compact.py``):
+a vectorised loop would otherwise run every path until the longest cascade of the chunk
+is done. Arrays are (N, V) per venue, cohorts (N, V, C).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ share the exogenous fundamental and are linked by arbitrage and the index. A ste
 4. ``cascade``: intra-step cascade rounds (``clearing.py``) on the venues that trade;
 5. the price band (``Rules.band``): orders beyond it do not execute, then a pause;
 6. ``settle``: liquidation fills at the step's average price, penalties, bad debt, insurance
-   fund, seized collateral sold;
+   fund, seized collateral sold (only on the paths with a fill, ``compact.py``);
 7. ``after_trade``: dealers re-hedge, book impact and depth consumption, breakers fire on the
    step's price, funding accrues and is paid at interval ends, programs and stops book what executed;
 8. ``observe``: online per-path summaries and problem flags.
