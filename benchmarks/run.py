@@ -6,8 +6,8 @@ All measurements run in one invocation, interleaved, so that their ratios hold o
 noisy machine:
 
 - reference: path-steps per second of the reference scenario (``benchmarks/reference.toml``,
-  1440 steps) for stresslab (its compiled kernel, chunked and sharded over all local devices as
-  ``stresslab run`` does it),
+  1440 steps) for stresslab (the engine's own runner, ``engine.devices.run_chunk``, on all local
+  devices and the chunks ``stresslab run`` uses),
   the NumPy and Numba references (``numpy_ref.py``, ``numba_ref.py``) and the floor: the
   same exogenous random walk (``stresslab.market.price.exogenous_return``) on stresslab's
   generator (``engine/keys.py``) and nothing else;
@@ -54,10 +54,9 @@ import scenario  # noqa: E402
 from jax.sharding import Mesh  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from stresslab.engine.devices import Devices, select, use_cpu_cores  # noqa: E402
+from stresslab.engine.devices import Devices, run_chunk, select, use_cpu_cores  # noqa: E402
 from stresslab.engine.keys import path_keys, step_uniforms  # noqa: E402
 from stresslab.engine.runner import auto_chunk, per_device, precision  # noqa: E402
-from stresslab.engine.scan import simulate_chunk  # noqa: E402
 from stresslab.market import price  # noqa: E402
 from stresslab.market.model import Static, build  # noqa: E402
 
@@ -97,8 +96,8 @@ def _rss_mb() -> tuple[float, float]:
 
 
 def _on_devices(chunk_fn, devices: Devices, out_specs):
-    """``chunk_fn(params, key, first)`` run on every device of ``devices`` (shard_map, as ``stresslab run``
-    shards a chunk): the returned function takes each device's first path index, ``firsts`` (D,)."""
+    """``chunk_fn(params, key, first)`` run on every device of ``devices`` (shard_map; the floor's runner):
+    the returned function takes each device's first path index, ``firsts`` (D,)."""
     mesh = Mesh(np.array(devices.devices), ("path",))
 
     def local(params, key, firsts):
@@ -109,45 +108,30 @@ def _on_devices(chunk_fn, devices: Devices, out_specs):
 
 
 class Stresslab:
-    """stresslab's compiled kernel (``engine.scan.simulate_chunk``), chunked and sharded over all local devices
-    as ``stresslab run`` does it (``engine.runner.auto_chunk``, ``engine.devices``)."""
-
-    out_specs = (P("path"), P(None, "path"))
+    """stresslab as ``stresslab run`` runs it: the engine's own runner (``engine.devices.run_chunk``: one call of
+    the compiled kernel per local device, dispatched concurrently) on chunks sized by ``engine.runner.auto_chunk``.
+    ``compile_s`` is the first chunk's time less a second one's (every device compiles its own copy)."""
 
     def __init__(self, cfg, n: int, seed: int = 0):
         self.dtype = cfg.simulation.dtype
         self.devices = select()
         with precision(self.dtype):
-            params, self.static = build(cfg)
-            self.params = self._params(params)
-            chunk = auto_chunk(self.static, n, self.devices)
-            self.slice = per_device(chunk, len(self.devices))
+            self.params, self.static = build(cfg)
+            self.slice = per_device(auto_chunk(self.static, n, self.devices), len(self.devices))
             self.chunk = self.slice * len(self.devices)
             self.key = jax.random.key(seed)
-            fn = _on_devices(partial(self._chunk_fn, static=self.static, chunk=self.slice), self.devices,
-                             self.out_specs)
-            start = time.perf_counter()
-            self.compiled = fn.lower(self.params, self.key, self._firsts(0)).compile()
-            self.compile_s = time.perf_counter() - start
+            first, steady = (_timed(lambda _: jax.block_until_ready(self._chunk(0)), 0) for _ in range(2))
+            self.compile_s = max(first - steady, 0.0)
 
-    @staticmethod
-    def _params(params):
-        return params
-
-    @staticmethod
-    def _chunk_fn(params, key, first, *, static, chunk):
-        return simulate_chunk(params, static, key, first, chunk)
-
-    def _firsts(self, first: int) -> np.ndarray:
-        return (first + self.slice * np.arange(len(self.devices))).astype(np.uint32)
+    def _chunk(self, first: int):
+        return run_chunk(self.params, self.static, self.key, first, self.slice, self.devices)
 
     def __call__(self, n: int) -> dict[str, np.ndarray]:
         parts = []
         with precision(self.dtype):
             for first in range(0, n, self.chunk):
-                out, rec = self.compiled(self.params, self.key, self._firsts(first))
+                out, _ = jax.block_until_ready(self._chunk(first))
                 parts.append({k: np.asarray(v)[: n - first] for k, v in out.items()})
-                jax.block_until_ready(rec)
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -166,18 +150,25 @@ def _floor_chunk(price_params: price.PriceParams, seed_key: jax.Array, first_ind
     return y
 
 
-class Floor(Stresslab):
-    """The floor with the same chunks and devices as stresslab."""
+class Floor:
+    """The floor on the same devices and chunks as stresslab, one shard of the chunk per device (shard_map)."""
 
-    out_specs = P("path")
+    def __init__(self, cfg, n: int, seed: int = 0):
+        self.dtype = cfg.simulation.dtype
+        self.devices = select()
+        with precision(self.dtype):
+            params, self.static = build(cfg)
+            self.params = params.price
+            self.slice = per_device(auto_chunk(self.static, n, self.devices), len(self.devices))
+            self.chunk = self.slice * len(self.devices)
+            self.key = jax.random.key(seed)
+            fn = _on_devices(partial(_floor_chunk, static=self.static, chunk=self.slice), self.devices, P("path"))
+            start = time.perf_counter()
+            self.compiled = fn.lower(self.params, self.key, self._firsts(0)).compile()
+            self.compile_s = time.perf_counter() - start
 
-    @staticmethod
-    def _params(params):
-        return params.price
-
-    @staticmethod
-    def _chunk_fn(params, key, first, *, static, chunk):
-        return _floor_chunk(params, key, first, static=static, chunk=chunk)
+    def _firsts(self, first: int) -> np.ndarray:
+        return (first + self.slice * np.arange(len(self.devices))).astype(np.uint32)
 
     def __call__(self, n: int) -> dict[str, np.ndarray]:
         parts = []
