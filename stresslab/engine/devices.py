@@ -2,7 +2,7 @@
 
 A chunk's paths are cut into equal, contiguous per-device slices (each a multiple of
 ``LANE_PAD`` paths, see ``runner``); every device runs the same single-device kernel
-(``simulate_chunk``, one asynchronous call per device, no communication between devices).
+(``simulate_chunk``, one call per device from a thread of its own, no communication between devices).
 Randomness comes from the global path index, so a path's numbers do not
 depend on how many devices run it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -119,23 +120,30 @@ def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: 
 
     Device ``d`` runs paths ``first_index + d * per_device`` onwards, through the same
     kernel that one device runs on a chunk of ``per_device`` paths: each device gets its own
-    call of ``simulate_chunk`` (the same HLO module, compiled for that device), dispatched
-    asynchronously so that the devices run concurrently. No ``shard_map``: its SPMD-partitioned
-    module is fused differently by XLA, and XLA:CPU contracts a*b + c into FMAs inside fused
-    kernels, so a different fusion rounds differently.
+    call of ``simulate_chunk`` (the same HLO module, compiled for that device). The calls are
+    made from one thread per device, so that the devices compile their copies of the kernel
+    at the same time on the first chunk and run concurrently after it. No ``shard_map``: its
+    SPMD-partitioned module is fused differently by XLA, and XLA:CPU contracts a*b + c into
+    FMAs inside fused kernels, so a different fusion rounds differently.
 
     Returns:
         per-path outputs {name: (paths,)} and recorded series {name: (T_rec, paths)}, paths
         in global order.
     """
-    parts = []
-    for d, device in enumerate(devices.devices):
-        with jax.default_device(device):
+
+    x64 = jax.config.jax_enable_x64  # the caller's precision: JAX's config contexts are per thread
+
+    def launch(d: int):
+        device = devices.devices[d]
+        with jax.enable_x64(x64), jax.default_device(device):
             inputs = jax.device_put((params, seed_key, np.uint32(first_index + d * per_device)), device)
-            parts.append(simulate_chunk(params=inputs[0], static=static, seed_key=inputs[1], first_index=inputs[2],
-                                        chunk=per_device))
-    if len(parts) == 1:
-        return parts[0]
+            return simulate_chunk(params=inputs[0], static=static, seed_key=inputs[1], first_index=inputs[2],
+                                  chunk=per_device)
+
+    if len(devices) == 1:
+        return launch(0)
+    with ThreadPoolExecutor(len(devices)) as pool:
+        parts = list(pool.map(launch, range(len(devices))))
     out = {k: np.concatenate([np.asarray(p[0][k]) for p in parts]) for k in parts[0][0]}
     rec = {k: np.concatenate([np.asarray(p[1][k]) for p in parts], axis=1) for k in parts[0][1]}
     return out, rec
