@@ -18,6 +18,7 @@ from oracles import borel_pmf
 
 from stresslab.config import load_config
 from stresslab.engine.keys import path_keys, step_uniforms
+from stresslab.market import clearing, step
 from stresslab.market.model import build, init
 from stresslab.market.step import market_step
 
@@ -50,26 +51,32 @@ def cascade_sizes(m: float, seed: int) -> np.ndarray:
         spacing = rng.exponential(1 / nu, (PATHS, COHORTS - 1))
         drops = FIRST + np.concatenate([np.zeros((PATHS, 1)), np.cumsum(spacing, 1)], 1)
         # Liquidation (= bankruptcy, mm = 0) at S0 * exp(-drop): margin per unit S0 * (1 - exp(-drop)).
-        units = STEP * DEPTH / (0.01 * S0)
-        cohorts = params.positions.cohorts._replace(
-            margin_per_unit=jnp.asarray(S0 * -np.expm1(-drops))[:, None, :],  # (paths, venue, cohort)
-            units0=jnp.full((1, COHORTS), units),
-        )
-        params = params.replace(positions=params.positions._replace(cohorts=cohorts))
+        margins = jnp.asarray(S0 * -np.expm1(-drops))[:, None, :]  # (paths, venue, cohort)
+        units0 = jnp.full((1, COHORTS), STEP * DEPTH / (0.01 * S0))
+
+        def path(margin, draws):
+            """One path with its own thresholds: the kernel's parameters have no path axis, so each path is
+            a market of its own (vmap), stepped once from the start."""
+            cohorts = params.positions.cohorts._replace(margin_per_unit=margin, units0=units0)
+            p = params.replace(positions=params.positions._replace(cohorts=cohorts))
+            state, summary = init(p, static, 1)
+            state, _ = market_step(p, static, state, summary, jnp.int32(0), draws[None])
+            return jnp.sum(state.positions.units[0, 0] == 0)
 
         @jax.jit
-        def one_step(params):
-            state, summary = init(params, static, PATHS)
+        def one_step(margins):
             keys = path_keys(jax.random.key(seed), jnp.uint32(0), PATHS)
-            draws = step_uniforms(keys, jnp.int32(0), static.price.n_draws, jnp.float64)
-            state, _ = market_step(params, static, state, summary, jnp.int32(0), draws)
-            return jnp.sum(state.positions.units[:, 0] == 0, -1)
+            return jax.vmap(path)(margins, step_uniforms(keys, jnp.int32(0), static.price.n_draws, jnp.float64))
 
-        return np.asarray(one_step(params))
+        return np.asarray(one_step(margins))
 
 
 @pytest.mark.parametrize("m", [0.3, 0.6])
-def test_cascade_size_is_borel(m):
+def test_cascade_size_is_borel(m, monkeypatch):
+    # one path per vmapped market: batches of one path for the compacted rounds and fills (their size
+    # changes no number, tests/test_compact.py) keep each market's work at one path
+    monkeypatch.setattr(clearing, "ROUND_BATCH", 1)
+    monkeypatch.setattr(step, "FILL_BATCH", 1)
     sizes = cascade_sizes(m, seed=int(m * 10))
     assert sizes.min() >= 1 and sizes.max() < COHORTS
     mean_expected = 1 / (1 - m)
