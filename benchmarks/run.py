@@ -114,7 +114,7 @@ def _on_devices(chunk_fn, devices: Devices, out_specs):
 
 class Stresslab:
     """stresslab as ``stresslab run`` runs it: the engine's own runner (``engine.devices.run_chunk``: one call of
-    the compiled kernel per local device, dispatched concurrently) on chunks sized by ``engine.runner.auto_chunk``.
+    the compiled kernel per local device, each from a thread of its own) on chunks from ``runner.auto_chunk``.
     ``compile_s`` is the first chunk's time less a second one's (every device compiles its own copy)."""
 
     def __init__(self, cfg, n: int, seed: int = 0):
