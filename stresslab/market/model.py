@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from stresslab.market import clearing, rules
 from stresslab.market.grid import Grid
-from stresslab.market.outputs import Output, Problem, Series
+from stresslab.market.outputs import STEP_COUNT, STEP_INDEX, Output, Problems, Series
 from stresslab.market.parts import Parts
 from stresslab.market.step import MECHANISMS
 
@@ -34,21 +34,26 @@ OUTPUTS: tuple[Output, ...] = (
 )
 """Per-path outputs at the end of the horizon: prices from the first venue, money summed over venues, and
 ``venue_*`` outputs (path, venue) with two or more venues."""
-PROBLEMS: tuple[Problem, ...] = tuple(sorted(
-    (*clearing.PROBLEMS, *(problem for _, module in MECHANISMS for problem in getattr(module, "PROBLEMS", ()))),
-    key=lambda problem: not problem.fatal))
-"""Problems the kernel records per path, in the order they are reported (fatal ones first)."""
+PROBLEMS = Problems.collect(
+    (*clearing.PROBLEMS, *(problem for _, module in MECHANISMS for problem in getattr(module, "PROBLEMS", ()))))
+"""The enumeration of the problems the kernel records per path, in the order they are reported (fatal ones
+first): ``for problem in PROBLEMS``, ``PROBLEMS.floor_step.advice``."""
 
 
-def _unique(entries, kind: str) -> None:
-    names = [e.name for e in entries]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"{kind} declared twice: {repeated}")
+def _check_registry() -> None:
+    """Fail at import on a name declared twice or a problem without a step-index or step-count output."""
+    for entries, kind in ((OUTPUTS, "outputs"), (SERIES, "series")):
+        names = [e.name for e in entries]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{kind} declared twice: {repeated}")
+    steps = {o.name for o in OUTPUTS if o.units in (STEP_INDEX, STEP_COUNT)}
+    unrecorded = [problem.output for problem in PROBLEMS if problem.output not in steps]
+    if unrecorded:
+        raise ValueError(f"problems without a step-index or step-count output: {unrecorded}")
 
 
-_unique(OUTPUTS, "outputs")
-_unique(SERIES, "series")
+_check_registry()
 
 
 def output(name: str) -> Output:

@@ -10,8 +10,9 @@ imported.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import jax.numpy as jnp
 
@@ -80,7 +81,8 @@ class Series:
 class Problem:
     """A problem the kernel records per path in the output ``output``: the first step it happened (-1: never),
     or with ``counted`` the number of steps it happened in. ``fatal`` problems make the numbers untrustworthy
-    (an error unless the user asks for warnings); the others are outcomes worth a warning."""
+    (an error unless the user asks for warnings); the others are outcomes worth a warning. Mechanisms
+    declare these; ``model.PROBLEMS`` enumerates them (:class:`Problems`)."""
 
     output: str
     mechanism: str
@@ -88,3 +90,20 @@ class Problem:
     advice: str
     fatal: bool
     counted: bool = False
+
+
+class Problems(enum.Enum):
+    """The enumeration of every problem the kernel records, in the style of diffrax's ``RESULTS``: one member
+    per recorded output (``PROBLEMS.floor_step``, ``PROBLEMS["floor_step"]``), iterated in report order, each
+    with its ``message``, ``advice``, ``fatal``, ``mechanism`` and ``counted`` (those of its :class:`Problem`)."""
+
+    def __init__(self, problem: Problem) -> None:
+        for field in fields(problem):
+            setattr(self, field.name, getattr(problem, field.name))
+
+    @classmethod
+    def collect(cls, problems) -> type[Problems]:
+        """The enumeration of ``problems`` (:class:`Problem` entries), fatal ones first and otherwise in the
+        given order (two entries recording the same output fail: TypeError)."""
+        ordered = sorted(problems, key=lambda problem: not problem.fatal)
+        return cls("PROBLEMS", [(problem.output, problem) for problem in ordered], module=__name__)
