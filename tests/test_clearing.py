@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stresslab.market import clearing
+from stresslab.market import clearing, rules
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def newton(f, df, y, limit, quadratic):
     for k in range(1, 60):
         step = -f(y) / df(y)
         y, move = y + step, abs(step)
-        if move <= limit or (quadratic and bool(clearing.quadratic_done(jnp.asarray(move), jnp.asarray(last),
+        if move <= limit or (quadratic and bool(rules.quadratic_done(jnp.asarray(move), jnp.asarray(last),
                                                                         jnp.asarray(limit)))):
             return y, k
         last = move
@@ -48,5 +48,5 @@ def test_a_linearly_converging_sequence_does_not_stop_early():
     # fixed-point steps that halve each time: move^3 / last^2 = move / 4 is far above the limit until the end
     limit = 1e-12
     moves = 0.5 ** np.arange(1, 30)
-    done = clearing.quadratic_done(jnp.asarray(moves[1:]), jnp.asarray(moves[:-1]), jnp.asarray(limit))
+    done = rules.quadratic_done(jnp.asarray(moves[1:]), jnp.asarray(moves[:-1]), jnp.asarray(limit))
     assert not np.any(np.asarray(done))

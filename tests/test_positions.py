@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from stresslab.market import positions
+from stresslab.market.rules import Hard
+
+HARD = Hard()
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +143,7 @@ def test_adl_closes_by_rank_at_the_bankruptcy_price():
     units = jnp.asarray([[3.0, 2.0, 5.0, 4.0]])
     in_liq = jnp.asarray([[True, False, False, False]])
     price = jnp.asarray([85.0])
-    new_units, out = positions.auto_deleverage(cp, units, in_liq, ledger(0.0), price)
+    new_units, out = positions.auto_deleverage(HARD, cp, units, in_liq, ledger(0.0), price)
     np.testing.assert_allclose(new_units, [[0.0, 0.0, 4.0, 4.0]])
     bankruptcy = 90.0
     # Long closes at its bankruptcy price: its equity is exactly zero, nothing returned.
@@ -156,7 +159,7 @@ def test_adl_waits_while_the_fund_can_pay():
     cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 2.0])
     units = jnp.asarray([[3.0, 2.0]])
     in_liq = jnp.asarray([[True, False]])
-    same, out = positions.auto_deleverage(cp, units, in_liq, ledger(1e6), jnp.asarray([85.0]))
+    same, out = positions.auto_deleverage(HARD, cp, units, in_liq, ledger(1e6), jnp.asarray([85.0]))
     np.testing.assert_array_equal(same, units)
     assert float(out.adl_notional[0]) == 0.0
 
@@ -166,9 +169,9 @@ def test_adl_when_the_fund_cannot_cover_the_deficit():
     cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 5.0])
     units = jnp.asarray([[3.0, 5.0]])
     in_liq = jnp.asarray([[True, False]])
-    short, out = positions.auto_deleverage(cp, units, in_liq, ledger(14.0), jnp.asarray([85.0]))
+    short, out = positions.auto_deleverage(HARD, cp, units, in_liq, ledger(14.0), jnp.asarray([85.0]))
     np.testing.assert_allclose(short, [[0.0, 2.0]])
     assert float(out.adl_notional[0]) == pytest.approx(3 * 90.0)
     assert float(out.fund[0]) == 14.0  # ADL costs the fund nothing
-    enough, _ = positions.auto_deleverage(cp, units, in_liq, ledger(16.0), jnp.asarray([85.0]))
+    enough, _ = positions.auto_deleverage(HARD, cp, units, in_liq, ledger(16.0), jnp.asarray([85.0]))
     np.testing.assert_array_equal(enough, units)

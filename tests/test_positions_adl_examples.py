@@ -26,6 +26,9 @@ import numpy as np
 import pytest
 
 from stresslab.market import positions
+from stresslab.market.rules import Hard
+
+HARD = Hard()
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +87,7 @@ def test_bitmex_example_cohorts_rank_as_documented():
 def test_bitmex_example_deleverages_accounts_2_and_5_at_the_bankruptcy_price():
     cp, units, in_liq, long_margin = bitmex_example()
     assert float(positions.bankruptcy_price(cp)[6]) == pytest.approx(BANKRUPTCY)
-    new_units, out = positions.auto_deleverage(cp, units, in_liq, empty_ledger(), jnp.asarray([MARK]))
+    new_units, out = positions.auto_deleverage(HARD, cp, units, in_liq, empty_ledger(), jnp.asarray([MARK]))
     # Account 2 closed entirely (10), account 5 for the remaining 10 of its 20; the short is closed.
     np.testing.assert_allclose(new_units, [[10.0, 0.0, 20.0, 30.0, 10.0, 10.0, 0.0]])
     # Closed at 650: each deleveraged long gets its margin plus (650 - 600) per unit.
@@ -107,7 +110,7 @@ def test_ranking_uses_the_documented_pnl_percentage_of_entry_value():
     assert bitmex_score(1.0, 50.0, 25.0, mark) > bitmex_score(1.0, 105.0, 5.25, mark)
     units = jnp.ones((1, 3))
     in_liq = jnp.asarray([[False, False, True]])
-    new_units, out = positions.auto_deleverage(cp, units, in_liq, empty_ledger(), jnp.asarray([mark]))
+    new_units, out = positions.auto_deleverage(HARD, cp, units, in_liq, empty_ledger(), jnp.asarray([mark]))
     np.testing.assert_allclose(new_units, [[0.0, 1.0, 0.0]])
     assert float(out.adl_notional[0]) == pytest.approx(105.0)  # closed at the short's bankruptcy price
 
@@ -121,7 +124,7 @@ def test_dydx_example_closes_the_offsetting_long_at_the_bankruptcy_price():
     assert float(equity[0, 1]) == pytest.approx(-400.0)  # "B's equity becomes negative: -$400"
     assert float(equity[0, 0]) == pytest.approx(600.0)   # A's $100 plus the $500 it expects
     assert float(positions.bankruptcy_price(cp)[1]) == pytest.approx(1.2)
-    new_units, out = positions.auto_deleverage(cp, units, jnp.asarray([[False, True]]), empty_ledger(), price)
+    new_units, out = positions.auto_deleverage(HARD, cp, units, jnp.asarray([[False, True]]), empty_ledger(), price)
     np.testing.assert_allclose(new_units, [[0.0, 0.0]])
     # A is closed at $1.2: its $100 back plus a $100 profit; B loses $100 and is left with $0.
     assert float(out.cash[0]) == pytest.approx(200.0)

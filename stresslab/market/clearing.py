@@ -177,7 +177,7 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
         y_new, phi_new, newton = iterate(y)
         move = jnp.abs(y_new - y)
         limit = tolerance * (1.0 + jnp.abs(y))
-        converged = (move <= limit) | (newton & was_newton & quadratic_done(move, last_move, limit))
+        converged = static.rules.newton_done(move, last_move, limit, newton, was_newton)
         return (k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi), move,
                 newton)
 
@@ -186,15 +186,6 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
     _, y, unconverged, phi, *_ = jax.lax.while_loop(cond, body, init)
     bounded = jnp.abs(y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
     return static.rules.solution(lambda y: residual(params, static, f, q, y), y, bounded | unconverged), phi
-
-
-def quadratic_done(move: jnp.ndarray, last_move: jnp.ndarray, limit: jnp.ndarray) -> jnp.ndarray:
-    """Whether two Newton steps in a row, of sizes ``last_move`` then ``move``, show that the next would move
-    the log-price by at most ``limit``: in quadratic convergence the next step is about move^3 / last_move^2
-    (the contraction constant move / last_move^2 estimated from these two). The step must have more than
-    halved, so that an early, not yet quadratic, phase does not stop the iteration; the first step
-    (``last_move`` infinite) never stops it."""
-    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move) & (last_move < jnp.inf)
 
 
 def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:

@@ -20,7 +20,7 @@ Money is in quote currency; ``units`` in the asset.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,9 @@ from stresslab.market import collateral
 from stresslab.market.liquidity import ONE_PERCENT
 from stresslab.market.outputs import Output, Problem, Series
 from stresslab.market.reduce import fixed_sum
+
+if TYPE_CHECKING:
+    from stresslab.market.rules import Hard as Rules
 
 TIER_CAP = 1e30
 """Upper bound of the last margin tier (a finite stand-in for infinity keeps gradients finite)."""
@@ -253,13 +256,6 @@ def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, che
     return jnp.where(held, jax.nn.sigmoid(shortfall / temperature), 0.0)
 
 
-def fund_short(cp: CohortParams, units: jnp.ndarray, bankrupt: jnp.ndarray, fund: jnp.ndarray,
-               price: jnp.ndarray, value: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Paths whose insurance fund cannot cover the bankrupt cohorts' negative equity at ``price`` (N, V)."""
-    deficit = fixed_sum(jnp.where(bankrupt, -equity(cp, units, price, value), 0.0), -1)
-    return jnp.any(bankrupt, -1) & (fund <= deficit)
-
-
 def bankruptcy_price(cp: CohortParams, value: jnp.ndarray | None = None) -> jnp.ndarray:
     """Price at which a cohort's equity is zero, for collateral ``value`` per unit (default: as posted)."""
     return cp.entry - cp.side * (cp.margin_per_unit if value is None else value)
@@ -313,13 +309,14 @@ def _side_sum(x: jnp.ndarray, side: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
     return fixed_sum(jnp.where(side > 0, x, 0.0), -1), fixed_sum(jnp.where(side > 0, 0.0, x), -1)
 
 
-def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
+def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
                     price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0
                     ) -> tuple[jnp.ndarray, Ledger]:
     """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
 
     Applies only on paths whose insurance fund cannot cover the bankrupt cohorts'
-    negative equity at ``price`` (see :func:`fund_short`). Counterparties are
+    negative equity at ``price`` (the two tests are ``rules.bankrupt`` and
+    ``rules.fund_short``). Counterparties are
     taken highest rank first and closed at the unit-weighted bankruptcy price of
     the side they absorb; a bankrupt side is closed pro rata to what they absorb.
 
@@ -327,8 +324,9 @@ def auto_deleverage(cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, l
         units after ADL (N, C) and the updated ledger.
     """
     value = cp.margin_per_unit if value is None else value
-    bankrupt = in_liq & (units > 0) & (equity(cp, units, price, value) <= 0.0)
-    exhausted = fund_short(cp, units, bankrupt, ledger.fund, price, value)[..., None]
+    at_mark = equity(cp, units, price, value)
+    bankrupt = rules.bankrupt(in_liq, units, at_mark)
+    exhausted = rules.fund_short(bankrupt, at_mark, ledger.fund)[..., None]
     long = cp.side > 0
     bankrupt = exhausted & bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)

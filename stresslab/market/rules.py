@@ -23,14 +23,17 @@ cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS ep
 breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
 price band                    not relaxed: the band is off
 ADL decision (``adl_queue``)  not relaxed: queued = weight >= 1/2
+ADL bankrupt (``bankrupt``)   not relaxed: equity at the mark <= 0
+fund short (``fund_short``)   not relaxed: fund <= the bankrupt cohorts' deficit
 defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
-ADL's fund-shortfall test     not relaxed (inside ``positions.auto_deleverage``)
 momentum signal               sigmoid of (|window return| - threshold) / T
-Newton stopping (clearing)    value: iterations stopped at the tolerance, or when
-                              two Newton steps show quadratic convergence
-                              (``clearing.quadratic_done``); derivative: implicit
-                              function theorem at the root (``solution``)
+Newton stopping               not relaxed for the value (``newton_done``: iterations
+                              stop at the tolerance, or when two Newton steps show
+                              quadratic convergence, ``quadratic_done``); the
+                              derivative does not pass through the iterations but
+                              through the implicit function theorem at the root
+                              (``solution``)
 square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 ============================  =====================================================
 
@@ -48,6 +51,7 @@ import jax
 import jax.numpy as jnp
 
 from stresslab.market import breakers, defensive, positions
+from stresslab.market.reduce import fixed_sum
 
 DEFAULT_TEMPERATURE = 1e-3
 """Width of the smooth relaxations when none is given."""
@@ -74,6 +78,15 @@ class RulesParams(NamedTuple):
 
 def build(config, grid) -> tuple[RulesParams, None]:
     return RulesParams(temperature=grid.arr(DEFAULT_TEMPERATURE)), None
+
+
+def quadratic_done(move: jnp.ndarray, last_move: jnp.ndarray, limit: jnp.ndarray) -> jnp.ndarray:
+    """Whether two Newton steps in a row, of sizes ``last_move`` then ``move``, show that the next would move
+    the log-price by at most ``limit``: in quadratic convergence the next step is about move^3 / last_move^2
+    (the contraction constant move / last_move^2 estimated from these two). The step must have more than
+    halved, so that an early, not yet quadratic, phase does not stop the iteration; the first step
+    (``last_move`` infinite) never stops it."""
+    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move) & (last_move < jnp.inf)
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,23 @@ class Hard:
         """Cohorts ADL may close (N, V, C): queued for liquidation on a venue that trades."""
         return (in_liq >= 0.5) & open_[..., None]
 
+    def bankrupt(self, queued: jnp.ndarray, units: jnp.ndarray, equity: jnp.ndarray) -> jnp.ndarray:
+        """Cohorts ADL closes if the fund falls short (N, V, C) bool: ``queued``, holding units, and with
+        ``equity`` (quote currency, at the mark) at or below zero."""
+        return queued & (units > 0) & (equity <= 0.0)
+
+    def fund_short(self, bankrupt: jnp.ndarray, equity: jnp.ndarray, fund: jnp.ndarray) -> jnp.ndarray:
+        """Paths and venues where ADL acts (N, V) bool: some cohort is ``bankrupt`` and the insurance ``fund``
+        (quote currency) is at most the bankrupt cohorts' negative ``equity`` summed."""
+        deficit = fixed_sum(jnp.where(bankrupt, -equity, 0.0), -1)
+        return jnp.any(bankrupt, -1) & (fund <= deficit)
+
+    def newton_done(self, move, last_move, limit, newton, was_newton) -> jnp.ndarray:
+        """Whether the clearing solver stops (N, V) bool after an iteration moved the log-price by ``move``:
+        the move is at most ``limit``, or this and the previous iteration were Newton steps (``newton``,
+        ``was_newton``) whose sizes show quadratic convergence (:func:`quadratic_done`)."""
+        return (move <= limit) | (newton & was_newton & quadratic_done(move, last_move, limit))
+
     def signal(self, excess: jnp.ndarray, temperature) -> jnp.ndarray:
         """A threshold rule's firing (1 or 0, in the dtype of ``excess``): ``excess`` > 0."""
         return (excess > 0).astype(excess.dtype)
@@ -164,8 +194,9 @@ class Smooth(Hard):
     """Relaxed rules for calibration: each tends to the hard rule as the temperature goes to 0.
 
     Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ``adl_queue``
-    (a cohort counts as queued when its liquidation weight is at least 1/2; the fund-shortfall test
-    inside ADL is hard too), defensive stops and kill switches (hard in both).
+    (a cohort counts as queued when its liquidation weight is at least 1/2), ADL's ``bankrupt`` and
+    ``fund_short`` tests, ``newton_done`` (the solver's value stops by the same rule; its derivative comes
+    from ``solution``), defensive ``stops`` and ``kill_switches``.
     """
 
     smooth: ClassVar[bool] = True
