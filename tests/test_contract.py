@@ -154,15 +154,10 @@ def _on_one_two_and_three_devices(families: dict, paths: int, chunk: int | None)
     assert "DIFFERS" not in done.stdout, done.stdout
 
 
-DEVICE_FAMILIES = ("venues_arbitrage_index", "breakers_band")
-"""Families like the configs that differed between device counts in stresslab 0.1 (several venues linked by
-arbitrage, breakers); each device compiles every family once, so not all nine (tests/test_devices.py covers
-1, 2 and 4 devices on another market)."""
-
-
 @pytest.mark.slow
-def test_one_two_and_three_devices_give_bit_identical_results():
-    _on_one_two_and_three_devices({name: FAMILIES[name] for name in DEVICE_FAMILIES}, PATHS, PATHS)
+@pytest.mark.parametrize("name", FAMILIES)
+def test_one_two_and_three_devices_give_bit_identical_results(name):
+    _on_one_two_and_three_devices({name: FAMILIES[name]}, PATHS, PATHS)
 
 
 @pytest.mark.slow
@@ -185,7 +180,7 @@ def _chunk(raw: dict, smooth: bool = False, temperature: float | None = None, sc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["breakers_band", "adl", "momentum"])
+@pytest.mark.parametrize("name", FAMILIES)
 def test_a_second_call_with_other_values_does_not_recompile(name):
     _chunk(FAMILIES[name])
     compiled = simulate_chunk._cache_size()
@@ -197,7 +192,7 @@ SMOOTHED = ("cascade_depth", "liquidated_long", "bad_debt", "halted_time", "mome
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["breakers_band", "haircuts", "momentum", "venues_arbitrage_index"])
+@pytest.mark.parametrize("name", FAMILIES)
 def test_smooth_rules_tend_to_the_hard_ones_as_the_temperature_falls(name):
     raw = copy.deepcopy(FAMILIES[name])
     if "breakers" in raw:
