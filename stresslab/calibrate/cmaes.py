@@ -2,11 +2,19 @@
 
 The search runs in the box scaled to [0, 1] per coordinate; each generation's candidates are evaluated in one
 call, so a caller can simulate them together. Non-finite values rank worst.
+
+Two ways to keep candidates in the box (pycma's boundary handlers). ``"transform"`` maps every sample into the
+box through a smooth periodic transform: a bound is reached only in the limit, so an optimum on a face or in a
+corner is approached slowly. ``"penalty"`` puts a sample that falls outside on the nearest point of the box and
+ranks it by its value there plus a penalty on the distance: the faces are reached exactly. Calibration uses
+``"penalty"`` (its optimum is often on a face: no haircut, the shortest halt); ``stresslab fit`` uses
+``"transform"`` (a scenario's parameters fit inside their bounds). Measured in docs/calibration.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import cma
 import numpy as np
@@ -22,7 +30,8 @@ def finite_or_worst(values: np.ndarray) -> np.ndarray:
 
 def minimise(evaluate: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, upper: np.ndarray,
              start: np.ndarray, *, generations: int, sigma: float, seed: int, population: int | None = None,
-             on_generation: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[float, np.ndarray]:
+             on_generation: Callable[[np.ndarray, np.ndarray], None] | None = None,
+             bounds: Literal["penalty", "transform"] = "transform") -> tuple[float, np.ndarray]:
     """Minimise ``evaluate`` over the box [lower, upper] from ``start``.
 
     Args:
@@ -33,13 +42,15 @@ def minimise(evaluate: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, up
         seed: pycma's seed (the same seed repeats the search).
         population: candidates per generation (default pycma's 4 + 3 ln d).
         on_generation: called with each generation's candidates and values.
+        bounds: how samples are kept in the box (module docstring).
 
     Returns:
         The best value seen and its candidate.
     """
     lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
     span = upper - lower
-    options = {"bounds": [0.0, 1.0], "seed": seed, "verbose": -9}
+    handler = {"penalty": cma.BoundPenalty, "transform": cma.BoundTransform}[bounds]
+    options = {"bounds": [0.0, 1.0], "BoundaryHandler": handler, "seed": seed, "verbose": -9}
     if population is not None:
         options["popsize"] = population
     d = len(lower)

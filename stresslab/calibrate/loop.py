@@ -178,7 +178,8 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
 
 
 def _global_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:
-    """CMA-ES on the hard-rule objective, in the box scaled to [0, 1] per control; returns (best, its values)."""
+    """CMA-ES on the hard-rule objective, in the box scaled to [0, 1] per control, samples outside it put on its
+    faces (``cmaes`` module docstring); returns (best, its values)."""
     cal = prob.calibration
 
     def record(candidates: np.ndarray, values: np.ndarray) -> None:
@@ -190,7 +191,7 @@ def _global_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtyp
 
     return cmaes.minimise(lambda candidates: ev.values(jnp.asarray(candidates, dtype)), prob.lower, prob.upper,
                           start, generations=cal.generations, sigma=cal.sigma, seed=prob.config.simulation.seed + 1,
-                          population=cal.population, on_generation=record)
+                          population=cal.population, on_generation=record, bounds="penalty")
 
 
 def _gradient_phase(prob: Problem, ev, start: np.ndarray, trace: _Trace, bar, dtype) -> tuple[float, np.ndarray]:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from stresslab.market import safe
 from stresslab.market.liquidity import flow_for_move
 from stresslab.market.reduce import fixed_sum
 
@@ -51,4 +52,4 @@ def flows(p: ArbitrageParams, reference: str, y_fund: jnp.ndarray, y_base: jnp.n
     target = (fixed_sum(depth * y_base, -1) / fixed_sum(depth, -1))[..., None]
     wanted = flow_for_move(p.pull * (target - y_base), depth, law)
     largest = jnp.max(jnp.abs(wanted), axis=-1, keepdims=True)
-    return wanted * jnp.minimum(1.0, p.cap / jnp.maximum(largest, 1e-30))
+    return wanted * jnp.minimum(1.0, safe.ratio(p.cap, largest, 1.0))

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stresslab.market import collateral
+from stresslab.market import collateral, safe
 from stresslab.market.liquidity import ONE_PERCENT
 from stresslab.market.outputs import Output, Problem, Series
 from stresslab.market.reduce import fixed_sum
@@ -251,8 +251,8 @@ def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, che
     (maintenance - equity) per unit of notional, with width ``temperature`` (a fraction of notional).
     It tends to the hard rule as the temperature goes to 0."""
     held = units > RESIDUAL * cp.units0  # a cohort with a residue of its units left counts as closed
-    safe = jnp.where(held, units, 1.0)  # the double where: no 0/0 (or overflowing tangents) in the other branch
-    shortfall = (maintenance(cp, safe, price) - equity(cp, safe, price, check)) / (safe * price[..., None])
+    u = jnp.where(held, units, 1.0)  # the double where: no 0/0 (or overflowing tangents) in the other branch
+    shortfall = (maintenance(cp, u, price) - equity(cp, u, price, check)) / (u * price[..., None])
     return jnp.where(held, jax.nn.sigmoid(shortfall / temperature), 0.0)
 
 
@@ -268,7 +268,7 @@ def execution_fraction(lp: LiquidationParams, queue_notional: jnp.ndarray, depth
     ratio = jnp.where(has_collar, lp.collar, 0.0) / ONE_PERCENT  # no inf in the product: its tangent would be NaN
     collar_cap = jnp.where(has_collar, depth * (ratio if law == "linear" else ratio**2), jnp.inf)
     cap = jnp.minimum(lp.max_order, collar_cap)
-    return jnp.where(queue_notional > cap, cap / jnp.maximum(queue_notional, 1e-30), 1.0)
+    return jnp.where(queue_notional > cap, safe.ratio(cap, queue_notional, 1.0), 1.0)
 
 
 def settle_fills(cp: CohortParams, lp: LiquidationParams, ledger: Ledger, filled: jnp.ndarray,
@@ -338,14 +338,14 @@ def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, in_liq: 
     need = jnp.where(long, need_short[..., None], need_long[..., None])  # what each counterparty side absorbs
     taken = jnp.clip(need - _capacity_ahead(capacity, score, cp.side), 0.0, capacity)
     by_longs, by_shorts = _side_sum(taken, cp.side)
-    share_long = jnp.where(need_long > 0, by_shorts / jnp.maximum(need_long, 1e-30), 0.0)
-    share_short = jnp.where(need_short > 0, by_longs / jnp.maximum(need_short, 1e-30), 0.0)
+    share_long = safe.ratio(by_shorts, need_long)
+    share_short = safe.ratio(by_longs, need_short)
     closed = jnp.where(bankrupt, units * jnp.where(long, share_long[..., None], share_short[..., None]), 0.0)
     bankrupt_at = bankruptcy_price(cp, value)
     b_units = closed * bankrupt_at
     value_long, value_short = _side_sum(b_units, cp.side)
-    avg_long = value_long / jnp.maximum(by_shorts, 1e-30)
-    avg_short = value_short / jnp.maximum(by_longs, 1e-30)
+    avg_long = safe.ratio(value_long, by_shorts)
+    avg_short = safe.ratio(value_short, by_longs)
     absorbed_price = jnp.where(long, avg_short[..., None], avg_long[..., None])
     realised = cp.side * closed * (bankrupt_at - cp.entry) + cp.side * taken * (absorbed_price - cp.entry)
     adl_long, adl_short = value_long, value_short

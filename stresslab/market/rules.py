@@ -86,7 +86,9 @@ def quadratic_done(move: jnp.ndarray, last_move: jnp.ndarray, limit: jnp.ndarray
     (the contraction constant move / last_move^2 estimated from these two). The step must have more than
     halved, so that an early, not yet quadratic, phase does not stop the iteration; the first step
     (``last_move`` infinite) never stops it."""
-    return (move < 0.5 * last_move) & (move * move * move <= limit * last_move * last_move) & (last_move < jnp.inf)
+    seen = last_move < jnp.inf
+    last = jnp.where(seen, last_move, 0.0)  # no inf x 0 = NaN in the product when the limit is 0
+    return seen & (move < 0.5 * last) & (move * move * move <= limit * last * last)
 
 
 @dataclass(frozen=True)
