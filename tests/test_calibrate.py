@@ -191,6 +191,8 @@ GRID_OVERRIDES = {
     "breakers_equity.toml": ["calibration.paths=192", "calibration.holdout_paths=1500", "calibration.iterations=4"],
     "haircuts_crypto.toml": ["calibration.paths=128", "calibration.holdout_paths=1500", "calibration.iterations=4",
                              "simulation.horizon=3h"],
+    "haircuts_depth_crypto.toml": ["calibration.paths=128", "calibration.holdout_paths=1500",
+                                   "calibration.iterations=4", "simulation.horizon=3h"],
     "breakers_crypto.toml": ["calibration.paths=128", "calibration.holdout_paths=1500", "calibration.iterations=4",
                              "simulation.horizon=3h"],
 }
@@ -202,7 +204,8 @@ GRID_EDGE = 1e-3
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("name", ["breakers_equity.toml", "haircuts_crypto.toml", "breakers_crypto.toml"])
+@pytest.mark.parametrize("name", ["breakers_equity.toml", "haircuts_crypto.toml", "haircuts_depth_crypto.toml",
+                                  "breakers_crypto.toml"])
 def test_calibrate_reaches_the_grid_optimum(name):
     """On each shipped problem (fewer paths), calibrate's held-out hard-rule objective is within 2 % of the
     held-out objective at the best point of a dense grid of the training objective over the same bounds."""
