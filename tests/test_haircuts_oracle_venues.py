@@ -107,6 +107,9 @@ def test_max_haircut_and_haircut_ratio_outputs(run64):
     peak = 0.05 + 0.01 * gap_vol(-0.05, 60.0, 600.0)
     assert float(ds.max_haircut) == pytest.approx(peak, rel=1e-9)
     assert float(ds.haircut_ratio) == pytest.approx(peak / 0.05, rel=1e-9)
+    none = run64(haircut_market(base=0.0, vol_sensitivity=0.0)).isel(path=0)  # enabled, but never above 0
+    assert float(none.max_haircut) == 0.0 and float(none.mean_haircut) == 0.0
+    assert float(none.haircut_ratio) == 1.0  # a haircut that stayed at 0 is not procyclical (not 0 / 0)
 
 
 @pytest.mark.slow

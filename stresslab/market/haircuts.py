@@ -87,9 +87,15 @@ OUTPUTS = (
     Output("max_haircut", "1", "highest collateral haircut", lambda p, s, st, su: su.haircuts.max_haircut[..., 0]),
     Output("mean_haircut", "1", "collateral haircut averaged over the steps of the run",
            lambda p, s, st, su: su.haircuts.haircut_sum[..., 0] / s.grid.n_steps),
-    Output("haircut_ratio", "1", "procyclicality: peak over trough haircut during the run",
-           lambda p, s, st, su: (su.haircuts.max_haircut / jnp.maximum(su.haircuts.min_haircut, TINY_HAIRCUT))[..., 0]),
+    Output("haircut_ratio", "1", "procyclicality: peak over trough haircut during the run (1 when it stayed at 0)",
+           lambda p, s, st, su: _peak_over_trough(su.haircuts)[..., 0]),
 )
+
+
+def _peak_over_trough(su: HaircutSummary) -> jnp.ndarray:
+    """Peak over trough haircut; 1 (no procyclicality) for a haircut that never left 0."""
+    ratio = su.max_haircut / jnp.maximum(su.min_haircut, TINY_HAIRCUT)
+    return jnp.where(su.max_haircut > TINY_HAIRCUT, ratio, 1.0)
 
 
 def target(p: HaircutParams, vol: jnp.ndarray, depth_ratio: jnp.ndarray) -> jnp.ndarray:
