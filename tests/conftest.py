@@ -9,22 +9,39 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-# No persistent XLA compilation cache: with a cache shared by the xdist workers and their child processes,
-# jaxlib 0.10's CPU executable deserialisation aborted a worker (SIGABRT in
-# compilation_cache.get_executable_and_time, twice in full runs of 3 Dec 2026), which no test can catch.
+# One persistent XLA compilation cache for the whole test session: the xdist workers and the child processes
+# (CLI, resume, devices, notebooks) compile the same kernels again and again. Set before JAX is imported;
+# a compiled program is keyed by its HLO, so the cache changes no number. A developer's own setting wins.
+CACHE = Path(tempfile.gettempdir()) / f"stresslab-tests-xla-{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 # One CPU device per test process: each device compiles its own copy of a kernel, and the two xdist workers
 # already use both cores. The tests of several devices start child processes with their own device count.
 os.environ.setdefault("STRESSLAB_CPU_DEVICES", "1")
 
+import gc  # noqa: E402
+
+import jax  # noqa: E402
 import pytest  # noqa: E402
 import tomli_w  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import helpers  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_kernels():
+    """After each test module, drop JAX's in-memory compiled executables (the persistent cache keeps them on
+    disk). Each loaded CPU executable holds a few memory mappings; an xdist worker that kept every kernel of
+    the suite passed vm.max_map_count (65 530) near the end of a full run, and XLA aborted it."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
