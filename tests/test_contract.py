@@ -86,6 +86,7 @@ FAMILIES = {
                                    "cohorts": 4}]),
     "momentum": family(momentum={"enabled": True, "capital": 5e6, "threshold": 0.03, "window": "5min",
                                  "speed": 6e7}),
+    "dip_buyers": family(dip_buyers={"enabled": True, "capital": 1e7, "threshold": 0.04, "speed": 1.2e8}),
 }
 
 
@@ -188,7 +189,7 @@ def test_a_second_call_with_other_values_does_not_recompile(name):
     assert simulate_chunk._cache_size() == compiled
 
 
-SMOOTHED = ("cascade_depth", "liquidated_long", "bad_debt", "halted_time", "momentum_traded")
+SMOOTHED = ("cascade_depth", "liquidated_long", "bad_debt", "halted_time", "momentum_traded", "dip_bought")
 
 
 @pytest.mark.slow

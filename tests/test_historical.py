@@ -26,11 +26,25 @@ def run(name: str) -> object:
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_2010_05_06_emini_flash_crash():
-    ds = run("2010_05_06_emini_flash_crash.toml")
+    minutes = [f"simulation.keep_paths={PATHS}", "simulation.record_points=720"]  # every 5-s step of each path
+    ds = stresslab.simulate(HISTORICAL / "2010_05_06_emini_flash_crash.toml", paths=PATHS, seed=0, on_error="warn",
+                            overrides=minutes).isel(scenario=0)
     assert 0.03 <= float(ds.cascade_depth.median()) <= 0.08  # > 5 % from 2:41 to 2:45:27
     assert float(ds.min_depth_ratio.median()) < 0.01  # buy-side depth < 1 % of the morning level
     assert float(ds.halt_count.median()) >= 1  # the 5-second Stop Logic pause
     assert float(ds.recovery_time.median()) < 20 * 60  # most of the fall retraced within ~20 minutes
+    # CFTC-SEC timeline: the program from 2:32 (t = 5 min), the low at the 2:45:28 pause, 13.5 minutes into it,
+    # and the recovery under way while the program was still selling ($4.1bn at $3.44m/s: it ends at 24.9 min)
+    program_start, program_end = 5 * 60, 5 * 60 + 4.1e9 / (0.09 * 3.3e12 / 86400)
+    into_program = (float(ds.time_to_trough.median()) - program_start) / 60
+    assert 11.5 <= into_program <= 15.5, into_program
+    seconds = ds.time.values.astype("timedelta64[s]").astype(float)
+    prices = ds.sample_price.values
+    low = prices.min(1)
+    at_end = prices[:, np.searchsorted(seconds, program_end) - 1]
+    regained = (at_end - low) / (1110.0 - low)  # market.price
+    assert np.median(regained) > 0.25, np.median(regained)
+    assert float(ds.dip_bought.median()) == pytest.approx(2e9, rel=1e-3)  # the buyers spent their budget
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -478,6 +478,18 @@ class Momentum(_Model):
     venue: str | None = Field(None, description="venue they trade on (default: the first venue)")
 
 
+class DipBuyers(_Model):
+    """Dip buyers: once the traded price stands more than ``threshold`` below its running peak they buy
+    ``capital`` (notional, quote currency) in all, at most ``speed`` notional per hour (default: at once),
+    on ``venue``, and hold it."""
+
+    enabled: bool = False
+    capital: NonNegFloat = Field(0.0, description="notional they buy in all, quote currency")
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(0.05, description="drawdown from the peak, a fraction")
+    speed: PositiveFloat | None = Field(None, description="max notional bought per hour (default: at once)")
+    venue: str | None = Field(None, description="venue they buy on (default: the first venue)")
+
+
 TUNABLE = ("haircuts.base", "haircuts.vol_sensitivity", "haircuts.depth_sensitivity", "haircuts.buffer",
            "liquidation.max_order", "breakers.levels.<i>.drop", "breakers.levels.<i>.halt")
 """Config paths that ``stresslab calibrate`` can tune (``<i>``: a breaker level's index)."""
@@ -621,6 +633,7 @@ class Config(_Model):
     venues: tuple[Venue, ...] = ()
     defensive: tuple[Defensive, ...] = ()
     momentum: Momentum = Momentum()
+    dip_buyers: DipBuyers = DipBuyers()
     calibration: Calibration | None = None
     fit: Fit | None = None
 
@@ -686,8 +699,10 @@ class Config(_Model):
                     raise ValueError(f"{section}.{i}.venue: unknown venue {venue!r}; allowed: {sorted(known)}")
         if self.collateral.venue is not None and self.collateral.venue not in known:
             raise ValueError(f"collateral.venue: unknown venue {self.collateral.venue!r}; allowed: {sorted(known)}")
-        if self.momentum.venue is not None and self.momentum.venue not in known:
-            raise ValueError(f"momentum.venue: unknown venue {self.momentum.venue!r}; allowed: {sorted(known)}")
+        for section in ("momentum", "dip_buyers"):
+            venue = getattr(self, section).venue
+            if venue is not None and venue not in known:
+                raise ValueError(f"{section}.venue: unknown venue {venue!r}; allowed: {sorted(known)}")
         if self.dealers.venue is not None and self.dealers.venue not in known:
             raise ValueError(f"dealers.venue: unknown venue {self.dealers.venue!r}; allowed: {sorted(known)}")
         if self.arbitrage.enabled and self.arbitrage.reference == "venues" and len(self.venue_names) < 2:

@@ -28,6 +28,7 @@ fund short (``fund_short``)   not relaxed: fund <= the bankrupt cohorts' deficit
 defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
 momentum signal               sigmoid of (|window return| - threshold) / T
+dip buyers' signal            sigmoid of (log drawdown - log(1 - threshold)) / T
 Newton stopping               not relaxed for the value (``newton_done``: iterations
                               stop at the tolerance, or when two Newton steps show
                               quadratic convergence, ``quadratic_done``); the
@@ -71,7 +72,7 @@ implicit derivative 1 / F_y is not used: the root is at a fold and jumps rather 
 
 class RulesParams(NamedTuple):
     """temperature: width of the smooth relaxations (a fraction of notional for margin triggers,
-    log-price for breaker levels and momentum signals); unused by the hard rules."""
+    log-price for breaker levels, momentum and dip buyers' signals); unused by the hard rules."""
 
     temperature: jnp.ndarray
 

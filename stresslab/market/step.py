@@ -38,6 +38,7 @@ from stresslab.market import (
     compact,
     dealers,
     defensive,
+    dip_buyers,
     funding,
     haircuts,
     liquidity,
@@ -54,7 +55,7 @@ MECHANISMS = (
     ("price", price), ("book", liquidity), ("programs", sell_program), ("positions", positions),
     ("dealers", dealers), ("funding", funding), ("arbitrage", arbitrage), ("breakers", breakers),
     ("haircuts", haircuts), ("collateral", collateral), ("oracle", oracle), ("defensive", defensive),
-    ("momentum", momentum),
+    ("momentum", momentum), ("dip_buyers", dip_buyers),
 )
 """The mechanisms this step composes, by the name of their part in ``Params``, ``Static``, the state
 and the summary. A mechanism module has ``build(config, grid) -> (params, static)``; with state,
@@ -126,6 +127,7 @@ def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray):
         exogenous = exogenous + fixed_sum(p.defensive.side * (cut - held), -1) * p.price.s0 * jnp.exp(o.y_base)
         units = jnp.where(o.open_[..., None], cut, held)
     exogenous, state = momentum.pre_flow(p, static, state, o, t, exogenous)
+    exogenous, state = dip_buyers.pre_flow(p, static, state, o, exogenous)
     exogenous = static.rules.gate(o.trading, exogenous)
     y_c = state.collateral.y_c
     if static.collateral.pricing is not None:
