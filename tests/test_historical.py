@@ -122,9 +122,7 @@ def assert_shape(name: str, day: str, left_out: tuple[str, ...] = ()) -> None:
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_2020_03_12_shape_minute_by_minute():
-    # left out: retrace_end, real 0.39 against a simulated band of 0.17-0.37 (1000 paths): the simulated rebound
-    # from the 02:16 low stalls after the first hour where the real one kept going to 03:30
-    assert_shape("2020_03_12_black_thursday.toml", "2020-03-12", left_out=("retrace_end",))
+    assert_shape("2020_03_12_black_thursday.toml", "2020-03-12")
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
