@@ -38,7 +38,7 @@ class ArbitrageStatic:
 def build(config, grid) -> tuple[ArbitrageParams, ArbitrageStatic]:
     ab, arr = config.arbitrage, grid.arr
     params = ArbitrageParams(pull=arr(-math.expm1(-math.log(2.0) * grid.dt_seconds / ab.half_life)),
-                             cap=arr(ab.capacity * grid.dt_seconds / 3600.0))
+                             cap=arr(grid.per_step(ab.capacity)))
     return params, ArbitrageStatic(reference=ab.reference if ab.enabled else None)
 
 

@@ -25,8 +25,6 @@ import numpy as np
 from stresslab.market.outputs import Output
 from stresslab.market.reduce import fixed_sum
 
-SECONDS_PER_HOUR = 3600.0
-
 
 class DipBuyerParams(NamedTuple):
     """capital: (V,) notional bought on a signal, on the population's venue (0 elsewhere), quote currency.
@@ -59,7 +57,7 @@ def build(config, grid) -> tuple[DipBuyerParams, DipBuyerStatic]:
     params = DipBuyerParams(
         capital=arr(np.asarray(grid.one_hot(d.venue)) * (d.capital if d.enabled else 0.0)),
         threshold=arr(d.threshold),
-        max_trade=arr(d.speed * grid.dt_seconds / SECONDS_PER_HOUR if d.speed is not None else np.inf),
+        max_trade=arr(grid.per_step(d.speed)),
     )
     return params, DipBuyerStatic(enabled=d.enabled)
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SECONDS_PER_DAY = 86400.0
+SECONDS_PER_HOUR = 3600.0
 STEP_SLACK = 1e-9
 """Tolerance (in steps) when a time is turned into the step that contains it."""
 
@@ -81,6 +82,10 @@ class Grid:
     def decay(self, half_life: float) -> float:
         """Per-step factor exp(-ln 2 dt / half_life) of an exponential decay with ``half_life`` seconds."""
         return math.exp(-math.log(2.0) * self.dt_seconds / half_life)
+
+    def per_step(self, per_hour: float | None) -> float:
+        """Amount per step of a rate ``per_hour`` (None: no limit, inf)."""
+        return math.inf if per_hour is None else per_hour * self.dt_seconds / SECONDS_PER_HOUR
 
     def one_hot(self, venue: str | None) -> list[float]:
         """Row (V,) with 1 at ``venue`` (None: the first venue)."""

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax.numpy as jnp
-import numpy as np
 
 from stresslab.market.outputs import Output
 
-SECONDS_PER_HOUR = 3600.0
 TINY_HAIRCUT = 1e-12
 """Floor on the trough haircut in the peak/trough ratio."""
 
@@ -61,7 +59,7 @@ def build(config, grid) -> tuple[HaircutParams, HaircutStatic]:
     params = HaircutParams(
         base=arr(hc.base), vol_sensitivity=arr(hc.vol_sensitivity), depth_sensitivity=arr(hc.depth_sensitivity),
         floor=arr(hc.floor), cap=arr(hc.cap), buffer=arr(hc.buffer), vol_ref=arr(config.market.sigma),
-        max_step=arr(hc.max_change * grid.dt_seconds / SECONDS_PER_HOUR if hc.max_change is not None else np.inf),
+        max_step=arr(grid.per_step(hc.max_change)),
     )
     return params, HaircutStatic(enabled=hc.enabled)
 

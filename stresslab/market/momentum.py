@@ -23,8 +23,6 @@ import numpy as np
 from stresslab.market.outputs import Output
 from stresslab.market.reduce import fixed_sum
 
-SECONDS_PER_HOUR = 3600.0
-
 
 class MomentumParams(NamedTuple):
     """capital: (V,) notional of the position taken on a signal, on the population's venue (0 elsewhere).
@@ -57,7 +55,7 @@ def build(config, grid) -> tuple[MomentumParams, MomentumStatic]:
     params = MomentumParams(
         capital=arr(np.asarray(grid.one_hot(m.venue)) * (m.capital if m.enabled else 0.0)),
         threshold=arr(m.threshold),
-        max_trade=arr(m.speed * grid.dt_seconds / SECONDS_PER_HOUR if m.speed is not None else np.inf),
+        max_trade=arr(grid.per_step(m.speed)),
     )
     return params, MomentumStatic(enabled=m.enabled, window=grid.steps_for(m.window) if m.enabled else 0)
 
