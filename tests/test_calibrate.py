@@ -195,6 +195,7 @@ GRID_OVERRIDES = {
                                    "calibration.iterations=4", "simulation.horizon=3h"],
     "breakers_crypto.toml": ["calibration.paths=128", "calibration.holdout_paths=1500", "calibration.iterations=4",
                              "simulation.horizon=3h"],
+    "breakers_robust.toml": ["calibration.paths=128", "calibration.holdout_paths=1000", "calibration.iterations=4"],
 }
 GRID_POINTS = {2: 12, 3: 6, 4: 5}
 """Grid points per control: 12 x 12 for two controls, 6 x 6 x 6 for three, 5 x 5 x 5 x 5 for four."""
@@ -204,8 +205,7 @@ GRID_EDGE = 1e-3
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("name", ["breakers_equity.toml", "haircuts_crypto.toml", "haircuts_depth_crypto.toml",
-                                  "breakers_crypto.toml"])
+@pytest.mark.parametrize("name", list(GRID_OVERRIDES))
 def test_calibrate_reaches_the_grid_optimum(name):
     """On each shipped problem (fewer paths), calibrate's held-out hard-rule objective is within 2 % of the
     held-out objective at the best point of a dense grid of the training objective over the same bounds."""
