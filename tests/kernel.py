@@ -13,13 +13,14 @@ from stresslab.market.step import market_step
 STEP = jax.jit(market_step, static_argnames="static")
 
 
-def kernel_states(raw: dict, n: int = 1, seed: int = 0):
-    """Run ``market_step`` directly on ``n`` paths; returns (params, static, states) with
-    ``states[k]`` the state after k steps."""
+def kernel_states(raw: dict, n: int = 1, seed: int = 0, smooth: bool = False):
+    """Run ``market_step`` directly on ``n`` paths (with the hard rules, or the ``smooth`` ones at
+    ``rules.DEFAULT_TEMPERATURE``); returns (params, static, states) with ``states[k]`` the
+    state after k steps."""
     raw = {"simulation": {"dtype": "float64", **raw.pop("simulation", {})}, **raw}
     config = stresslab.load_config(raw).scenarios[0]
     with jax.enable_x64(True):
-        params, static = build(config)
+        params, static = build(config, smooth=smooth)
         state, summary = init(params, static, n)
         keys = path_keys(jax.random.key(seed), jnp.uint32(0), n)
         states = [state]

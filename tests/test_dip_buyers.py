@@ -9,6 +9,7 @@ import pytest
 from kernel import kernel_states
 
 import stresslab
+from stresslab.market.rules import DEFAULT_TEMPERATURE
 
 S0 = 100.0
 DEPTH = 1e7
@@ -33,8 +34,8 @@ def calm(gap: float, threshold: float = 0.05, speed: float | None = SPEED, rebou
     }
 
 
-def series(raw: dict):
-    _, _, states = kernel_states(raw)
+def series(raw: dict, smooth: bool = False):
+    _, _, states = kernel_states(raw, smooth=smooth)
     units = np.asarray([float(s.dip_buyers.units[0, 0]) for s in states])
     bought = np.asarray([float(s.dip_buyers.bought[0, 0]) for s in states])
     y = np.asarray([float(s.price.y[0, 0]) for s in states])
@@ -73,6 +74,19 @@ def test_without_a_speed_limit_they_buy_the_whole_budget_at_once():
     units, bought, y = series(calm(-0.08, speed=None))
     assert bought[7] == pytest.approx(CAPITAL, rel=1e-12)
     assert np.all(bought[7:] == bought[7]) and np.all(units[7:] == units[7])
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.10])
+def test_the_relaxed_signal_spends_its_share_of_the_budget_once(threshold):
+    """Smooth rules: in a calm market (no fall at all) the sigmoid's share s = sigmoid(log(1 - threshold) / T)
+    of the budget is spent in the first step and no more, step after step, so the leak stays s x capital; and
+    after a fall well beyond the threshold the whole budget is spent, as with the hard rule."""
+    share = 1.0 / (1.0 + math.exp(-math.log1p(-threshold) / DEFAULT_TEMPERATURE))
+    _, bought, _ = series(calm(0.0, threshold, speed=None), smooth=True)
+    np.testing.assert_allclose(bought[1:], share * CAPITAL, rtol=1e-9)
+    assert share < 0.01
+    _, bought, _ = series(calm(-0.25, threshold, speed=None), smooth=True)
+    assert bought[-1] == pytest.approx(CAPITAL, rel=1e-6)
 
 
 def test_an_unknown_venue_is_refused_by_name():

@@ -75,16 +75,19 @@ def signal(params, rules, drawdown: jnp.ndarray) -> jnp.ndarray:
 def pre_flow(params, static, state, opening, exogenous: jnp.ndarray):
     """Add the dip buyers' orders to the step's pre-flow notional ``exogenous`` (N, V), buy > 0.
 
-    ``opening`` is the step's ``step.Opening`` (pre-flow log-price ``y_base``, ``trading`` share).
-    Returns the new pre-flow notional and the state with their position updated."""
+    ``opening`` is the step's ``step.Opening`` (pre-flow log-price ``y_base``, ``trading`` share). The order is
+    added whole: the step gates all pre-flow orders by the trading share (``Rules.gate``); the state books
+    the share that executes. Returns the new pre-flow notional and the state with their position updated."""
     if not static.dip_buyers.enabled:
         return exogenous, state
     s, p = state.dip_buyers, params.dip_buyers
     fired = jnp.maximum(s.fired, signal(params, static.rules, state.price.y - state.price.peak))
     price_now = params.price.s0 * jnp.exp(opening.y_base)
-    spend = jnp.minimum(fired * jnp.maximum(p.capital - s.bought, 0.0), p.max_trade)
-    spend = static.rules.keep(opening.trading, spend, 0.0)
-    new = DipBuyerState(units=s.units + spend / price_now, bought=s.bought + spend, fired=fired)
+    # at most the signal's share of the budget in all, so that a relaxed signal below the threshold spends
+    # next to nothing instead of a share of what is left, step after step
+    spend = jnp.minimum(jnp.maximum(fired * p.capital - s.bought, 0.0), p.max_trade)
+    booked = static.rules.keep(opening.trading, spend, 0.0)  # what executes; the step gates the order once
+    new = DipBuyerState(units=s.units + booked / price_now, bought=s.bought + booked, fired=fired)
     return exogenous + spend, state.replace(dip_buyers=new)
 
 

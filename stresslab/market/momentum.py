@@ -93,9 +93,9 @@ def pre_flow(params, static, state, opening, t: jnp.ndarray, exogenous: jnp.ndar
     target = s.units + up * (held - s.units) + down * (-held - s.units)
     limit = p.max_trade / price_now
     trade = jnp.clip(target - s.units, -limit, limit)
-    trade = rules.keep(opening.trading, trade, 0.0)
-    new = MomentumState(past=s.past.at[..., slot].set(y_prev), units=s.units + trade,
-                        traded=s.traded + jnp.abs(trade) * price_now)
+    booked = rules.keep(opening.trading, trade, 0.0)  # what executes; the step gates the order once (Rules.gate)
+    new = MomentumState(past=s.past.at[..., slot].set(y_prev), units=s.units + booked,
+                        traded=s.traded + jnp.abs(booked) * price_now)
     return exogenous + trade * price_now, state.replace(momentum=new)
 
 

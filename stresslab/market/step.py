@@ -6,8 +6,8 @@ share the exogenous fundamental and are linked by arbitrage and the index. A ste
 1. ``open_step``: the fundamental moves (diffusion, jumps, gaps, volatility spikes); books
    recover, market makers withdraw and kill switches pull depth; breakers say which venues
    trade; the haircut and the mark's fixed part are set;
-2. ``pre_flow``: sell programs, arbitrage, volatility/VaR-limited traders and trend followers
-   send their orders (none on halted venues);
+2. ``pre_flow``: sell programs, arbitrage, volatility/VaR-limited traders, trend followers and
+   dip buyers send their orders (none on halted venues);
 3. ``margin_check``: margins at the mark; auto-deleveraging of bankrupt cohorts the fund cannot cover;
 4. ``cascade``: intra-step cascade rounds (``clearing.py``) on the venues that trade;
 5. the price band (``Rules.band``): orders beyond it do not execute, then a pause;
@@ -115,7 +115,7 @@ def open_step(p: Parts, static: Parts, state: Parts, t: jnp.ndarray, draws: jnp.
 
 def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray):
     """Phase 2: orders sent before the step's cascade. Returns the step's ``Flow``, what each sell
-    program sent (N, P), and the state with the trend followers' positions updated."""
+    program sent (N, P), and the state with the trend followers' and dip buyers' positions updated."""
     program_sent, exogenous = sell_program.due(p.programs, state.programs, t)
     if static.arbitrage.reference is not None:
         exogenous = exogenous + arbitrage.flows(p.arbitrage, static.arbitrage.reference, o.y_fund, o.y_base,
