@@ -36,7 +36,7 @@ from stresslab.market.model import Static, build
 REFERENCE = Path(__file__).with_name("reference.toml")
 """The shipped reference scenario."""
 
-NOT_PORTED = ("min_collateral_price", "collateral_pnl", "defensive_sold", "momentum_traded")
+NOT_PORTED = ("min_collateral_price", "collateral_pnl", "defensive_sold", "momentum_traded", "dip_bought")
 """Outputs of mechanisms the references do not port (:func:`load` refuses configs that switch them on)."""
 OUTPUTS = tuple(o.name for o in REGISTRY if not o.per_venue and o.name not in NOT_PORTED)
 """Per-path outputs the references compute, with stresslab's names and order (``market/model.OUTPUTS``)."""
@@ -166,6 +166,7 @@ def _check(static: Static) -> None:
         "a collateral asset": static.collateral.pricing is not None,
         "defensive traders or kill switches": static.defensive.n_defensive > 0 or static.defensive.n_kill > 0,
         "trend followers": static.momentum.enabled,
+        "dip buyers": static.dip_buyers.enabled,
         "an index, spot or smoothed mark": static.oracle.mark != "last" or static.oracle.smoothing,
         "liquidity.enabled = false": not static.book.enabled,
         "cross-venue arbitrage": static.arbitrage.reference not in (None, "spot"),
