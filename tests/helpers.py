@@ -75,6 +75,14 @@ def crash_config(fund: float, max_order: float | None, tiered: bool) -> dict:
     }
 
 
+GAP_SQUEEZE = {
+    "simulation": {"horizon": "2h", "dt": "1min", "dtype": "float64", "cascade_rounds": 32},
+    "market": {"price": 100.0, "sigma": 0.6, "shocks": [{"type": "gap", "at": "30min", "size": -0.04}]},
+    "liquidity": {"depth": 2e7, "depletion": 0.3, "recovery_half_life": "10min"},
+    "position_grids": [{"side": "long", "notional": 1e8, "leverage_min": 5, "leverage_max": 50, "cohorts": 12}],
+}
+"""A long squeeze: a -4 % gap at 30 min into 5x-50x longs on a thin book (the effect tests of pre-flow traders)."""
+
 VENUE_DEPTH = 1e7
 """1 % depth of venue A of :func:`two_venues` (B has three times as much)."""
 

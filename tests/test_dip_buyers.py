@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import GAP_SQUEEZE
 from kernel import kernel_states
 
 import stresslab
@@ -97,14 +98,6 @@ def test_an_unknown_venue_is_refused_by_name():
         stresslab.load_config(raw)
 
 
-SQUEEZE = {
-    "simulation": {"horizon": "2h", "dt": "1min", "dtype": "float64", "cascade_rounds": 32},
-    "market": {"price": S0, "sigma": 0.6, "shocks": [{"type": "gap", "at": "30min", "size": -0.04}]},
-    "liquidity": {"depth": 2e7, "depletion": 0.3, "recovery_half_life": "10min"},
-    "position_grids": [{"side": "long", "notional": 1e8, "leverage_min": 5, "leverage_max": 50, "cohorts": 12}],
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("threshold, capital", [(0.03, 1e8), (0.05, 5e7)])
 def test_dip_buyers_turn_the_crash(threshold, capital):
@@ -112,8 +105,8 @@ def test_dip_buyers_turn_the_crash(threshold, capital):
     shallower, but they never make it deeper, they turn the price (half the fall regained far sooner) and
     the day ends higher where they bought. (The 6 May 2010 scenario shows them stopping a gradual fall:
     tests/test_historical.py.)"""
-    without = stresslab.simulate(SQUEEZE, paths=200, seed=4)
-    with_them = stresslab.simulate({**SQUEEZE, "dip_buyers": {"enabled": True, "capital": capital,
+    without = stresslab.simulate(GAP_SQUEEZE, paths=200, seed=4)
+    with_them = stresslab.simulate({**GAP_SQUEEZE, "dip_buyers": {"enabled": True, "capital": capital,
                                                              "threshold": threshold, "speed": 12 * capital}},
                                    paths=200, seed=4)
     assert float(without.dip_bought.max()) == 0.0

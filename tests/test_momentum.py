@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import GAP_SQUEEZE
 from kernel import kernel_states
 
 import stresslab
@@ -74,20 +75,12 @@ def test_without_a_speed_limit_they_take_the_whole_position_at_once():
     assert np.all(units[10:] == units[9])  # the gap has left the 3-minute window: they hold
 
 
-SQUEEZE = {
-    "simulation": {"horizon": "2h", "dt": "1min", "dtype": "float64", "cascade_rounds": 32},
-    "market": {"price": S0, "sigma": 0.6, "shocks": [{"type": "gap", "at": "30min", "size": -0.04}]},
-    "liquidity": {"depth": 2e7, "depletion": 0.3, "recovery_half_life": "10min"},
-    "position_grids": [{"side": "long", "notional": 1e8, "leverage_min": 5, "leverage_max": 50, "cohorts": 12}],
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("threshold", [0.02, 0.03])
 def test_trend_followers_deepen_the_crash(threshold):
     """On common random numbers, adding trend followers makes the cascade deeper and liquidates more."""
-    without = stresslab.simulate(SQUEEZE, paths=200, seed=4)
-    with_them = stresslab.simulate({**SQUEEZE, "momentum": {"enabled": True, "capital": 1e8, "threshold": threshold,
+    without = stresslab.simulate(GAP_SQUEEZE, paths=200, seed=4)
+    with_them = stresslab.simulate({**GAP_SQUEEZE, "momentum": {"enabled": True, "capital": 1e8, "threshold": threshold,
                                                            "window": "10min", "speed": 6e8}}, paths=200, seed=4)
     assert float(with_them.momentum_traded.mean()) > 0 and float(without.momentum_traded.max()) == 0.0
     assert float(with_them.cascade_depth.mean()) > float(without.cascade_depth.mean()) * 1.05
