@@ -28,6 +28,10 @@ MAX_NEWTON_ITERATIONS = 64
 """Cap on the iterations for the price that clears a step's flow (Newton converges in a few)."""
 NEWTON_TOLERANCE = 8.0
 """Convergence when an iteration moves the log-price by at most this many machine epsilons."""
+SLICE_ITERATIONS = 3
+"""Clearing iterations run on every path of a slice; the paths not converged by then go on in batches."""
+NEWTON_BATCH = 128
+"""Paths per batch of the clearing iterations after SLICE_ITERATIONS (``clear``)."""
 MIN_SLOPE = 0.05
 """Below this slope of the clearing equation Newton falls back to a fixed-point step."""
 MAX_MOVE = 10.0
@@ -152,40 +156,66 @@ def total_flow(params, static, f: Flow, q: Queue, y: jnp.ndarray):
     return flow, slope
 
 
+class Newton(NamedTuple):
+    """The clearing solver's state per venue (N, V): the iterate ``y``, where it is still ``active``, the
+    feedback ``phi`` at the last iterate, the last iteration's move and whether it was a Newton step."""
+
+    y: jnp.ndarray
+    active: jnp.ndarray
+    phi: jnp.ndarray
+    last_move: jnp.ndarray
+    was_newton: jnp.ndarray
+
+
 def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray):
     """Solve y = y_base + impact(flow(y)) by safeguarded Newton, path by path until converged.
 
-    Where the equation's slope is too small for Newton (strong feedback) a
-    fixed-point step is taken instead. Returns (y, feedback phi = d impact / d y).
+    Where the equation's slope is too small for Newton (strong feedback) a fixed-point step is taken
+    instead. The first SLICE_ITERATIONS iterations run on every path; the paths still not converged
+    continue NEWTON_BATCH at a time (``compact.on_paths``), so that a few slow paths do not make every
+    path of the slice iterate as long as they do. Each path takes the same iterations either way.
+    Returns (y, feedback phi = d impact / d y).
     """
-    tolerance = NEWTON_TOLERANCE * jnp.finfo(y.dtype).eps
+    never = jnp.zeros(y.shape, bool)
+    s = newton_iterations(params, static, f, q, Newton(y, ~never, jnp.zeros_like(y), jnp.full_like(y, jnp.inf),
+                                                       never), 0, SLICE_ITERATIONS)
+    if y.shape[0] > NEWTON_BATCH:
+        options = f.options  # the options book's terms have no path axis: they are not gathered by path
 
-    def iterate(y):
-        flow, slope = total_flow(params, static, f, q, y)
+        def more(s, f, q):
+            return newton_iterations(params, static, f._replace(options=options), q, s, SLICE_ITERATIONS,
+                                     MAX_NEWTON_ITERATIONS)
+
+        s = compact.on_paths(jnp.any(s.active, -1), more, s, f._replace(options=None), q, batch=NEWTON_BATCH)
+    else:
+        s = newton_iterations(params, static, f, q, s, SLICE_ITERATIONS, MAX_NEWTON_ITERATIONS)
+    bounded = jnp.abs(s.y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
+    return static.rules.solution(lambda y: residual(params, static, f, q, y), s.y, bounded | s.active), s.phi
+
+
+def newton_iterations(params, static, f: Flow, q: Queue, s: Newton, first: int, stop: int) -> Newton:
+    """Iterations ``first`` .. ``stop`` - 1 of the clearing solver, while any venue of ``s`` is active."""
+    tolerance = NEWTON_TOLERANCE * jnp.finfo(s.y.dtype).eps
+
+    def cond(carry):
+        k, s = carry
+        return (k < stop) & jnp.any(s.active)
+
+    def body(carry):
+        k, s = carry
+        flow, slope = total_flow(params, static, f, q, s.y)
         move, dmove = liquidity.impact(flow, f.depth, static.book.impact, static.rules.root_floor)
         fprime = 1.0 - dmove * slope
         newton = fprime > MIN_SLOPE
-        y_new = jnp.where(newton, y - (y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
-        return jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE), dmove * slope, newton
+        y_new = jnp.where(newton, s.y - (s.y - f.y_base - move) / jnp.where(newton, fprime, 1.0), f.y_base + move)
+        y_new = jnp.clip(y_new, f.y_base - MAX_MOVE, f.y_base + MAX_MOVE)
+        step = jnp.abs(y_new - s.y)
+        converged = static.rules.newton_done(step, s.last_move, tolerance * (1.0 + jnp.abs(s.y)), newton,
+                                             s.was_newton)
+        return k + 1, Newton(jnp.where(s.active, y_new, s.y), s.active & ~converged,
+                             jnp.where(s.active, dmove * slope, s.phi), step, newton)
 
-    def cond(carry):
-        k, _, active, *_ = carry
-        return (k < MAX_NEWTON_ITERATIONS) & jnp.any(active)
-
-    def body(carry):
-        k, y, active, phi, last_move, was_newton = carry
-        y_new, phi_new, newton = iterate(y)
-        move = jnp.abs(y_new - y)
-        limit = tolerance * (1.0 + jnp.abs(y))
-        converged = static.rules.newton_done(move, last_move, limit, newton, was_newton)
-        return (k + 1, jnp.where(active, y_new, y), active & ~converged, jnp.where(active, phi_new, phi), move,
-                newton)
-
-    never = jnp.zeros(y.shape, bool)
-    init = (0, y, ~never, jnp.zeros_like(y), jnp.full_like(y, jnp.inf), never)
-    _, y, unconverged, phi, *_ = jax.lax.while_loop(cond, body, init)
-    bounded = jnp.abs(y - f.y_base) >= MAX_MOVE * (1.0 - BOUND_SLACK)
-    return static.rules.solution(lambda y: residual(params, static, f, q, y), y, bounded | unconverged), phi
+    return jax.lax.while_loop(cond, body, (first, s))[1]
 
 
 def residual(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> jnp.ndarray:
