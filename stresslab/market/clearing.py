@@ -10,7 +10,12 @@ newly triggered, and repeats until nothing new (``Rules.round_grew``) or
 ``grid.cascade_rounds``. The first round runs on every path; the further rounds only on
 the paths where it triggered something, gathered ROUND_BATCH at a time (``compact.py``):
 a vectorised loop would otherwise run every path until the longest cascade of the chunk
-is done. Arrays are (N, V) per venue, cohorts (N, V, C).
+is done. The clearing solve itself is split the same way: SLICE_ITERATIONS Newton
+iterations on every path (most converge in 3-4), then the paths not yet converged go on
+NEWTON_BATCH at a time (a few per slice take fixed-point steps where the equation's slope is
+below MIN_SLOPE and need up to ~7). Every path runs exactly the iterations it would alone, so
+results do not depend on the batch sizes (``tests/test_compact.py``).
+Arrays are (N, V) per venue, cohorts (N, V, C).
 """
 
 from __future__ import annotations
