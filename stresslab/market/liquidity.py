@@ -156,6 +156,21 @@ def impact(flow: jnp.ndarray, depth: jnp.ndarray, law: str, floor: float = 0.0) 
     return move, 0.5 * ONE_PERCENT / (jnp.sqrt(safe) * depth)
 
 
+def impact_bound(flow: jnp.ndarray, error: jnp.ndarray, depth: jnp.ndarray, law: str) -> jnp.ndarray:
+    """Bound on |impact(flow + e) - impact(flow)| over |e| <= ``error`` (notional), log-price.
+
+    Linear law: the slope times ``error``. Square-root law (with or without the smooth rules' floor, whose
+    root is flatter): the derivative at the smallest |flow| in reach times ``error`` where the interval does
+    not reach zero flow, and at most 0.01 sqrt(2 error / depth) in any case (a square root is subadditive;
+    across zero the two roots add)."""
+    if law == "linear":
+        return ONE_PERCENT * error / depth
+    near = jnp.abs(flow) - error
+    slope = 0.5 * ONE_PERCENT / (jnp.sqrt(jnp.maximum(near, 1e-30) / depth) * depth)
+    across = ONE_PERCENT * jnp.sqrt(2.0 * error / depth)
+    return jnp.where(near > 0, jnp.minimum(slope * error, across), across)
+
+
 def flow_for_move(move: jnp.ndarray, depth: jnp.ndarray, law: str) -> jnp.ndarray:
     """Signed notional that moves the log-price by ``move`` on a book of 1 % ``depth`` (inverse of impact)."""
     ratio = move / ONE_PERCENT

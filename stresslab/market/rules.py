@@ -99,6 +99,9 @@ class Hard:
     smooth: ClassVar[bool] = False
     root_floor: ClassVar[float] = 0.0
     """Softening of the square-root impact law at zero flow (``liquidity.impact``); none for the hard rules."""
+    model_book: ClassVar[bool] = True
+    """Whether the clearing may take its short path on the options book's cubic model (``clearing.clear``):
+    the hard rules do; the smooth rules iterate on the exact book, whose derivatives calibration checks."""
 
     def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
         """Whether each venue trades this step (N, V) bool: no halt left."""
@@ -204,6 +207,7 @@ class Smooth(Hard):
 
     smooth: ClassVar[bool] = True
     root_floor: ClassVar[float] = SMOOTH_ROOT_FLOOR
+    model_book: ClassVar[bool] = False
 
     def trading(self, s: breakers.BreakerState) -> jnp.ndarray:
         """Share of the step each venue trades (N, V): 1 - clip(left, 0, 1) of a real-valued countdown."""

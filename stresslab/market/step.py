@@ -224,12 +224,14 @@ def after_trade(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.F
     rules, dt = static.rules, static.grid.dt_years
     y = rules.keep(o.trading, s.y, state.price.y)
     hedge = state.dealers.hedge
+    local = None if c.local is None else clearing.book_at(p, static, f, c, y, o.trading)
     if static.dealers.book is not None:
-        hedge = rules.keep(o.trading, dealers.target_hedge(p.dealers, static.dealers.book, y, o.options), hedge)
+        hedge = rules.keep(o.trading, dealers.target_hedge(p.dealers, static.dealers.book, y, o.options, local),
+                           hedge)
     step_return = y - state.price.y
     book = o.book
     if static.book.enabled:
-        flow, _ = clearing.total_flow(p, static, f, c.queue, y)
+        flow, _ = clearing.total_flow(p, static, f, c.queue, y, local)
         move = rules.keep(o.trading, y - o.y_base, 0.0)
         book = liquidity.after_trade(p.book, book, move, rules.keep(o.trading, flow * s.scale, 0.0), o.base,
                                      step_return, dt)
