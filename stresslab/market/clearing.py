@@ -219,10 +219,10 @@ def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> Solved:
     with the book's delta replaced by that cubic model, which costs no erfc or exp per option; where they
     converged and the model's error bound (``model_root_ok``) puts their root within MODEL_SHARE of the
     Newton tolerance of the exact one, it is taken. On the other paths the exact iterations go on from
-    the first, as without the short path. The first SLICE_ITERATIONS exact iterations run on every such
-    path; those still not converged continue NEWTON_BATCH at a time (``compact.on_paths``), so that a few
-    slow paths do not make every path of the slice iterate as long as they do. Each path takes the same
-    iterations either way.
+    the first, NEWTON_BATCH paths at a time (``compact.on_paths``). Without the short path the first
+    SLICE_ITERATIONS iterations run on every path, and those still not converged continue in such
+    batches, so that a few slow paths do not make every path of the slice iterate as long as they do.
+    Each path takes the same iterations whatever the batches.
     """
     never = jnp.zeros(y.shape, bool)
     s = Newton(y, ~never, jnp.zeros_like(y), jnp.full_like(y, jnp.inf), never)
