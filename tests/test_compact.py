@@ -37,10 +37,11 @@ def test_on_paths_with_no_path_in_need_returns_the_state_unchanged() -> None:
     np.testing.assert_array_equal(got[1], cash)
 
 
-def _crash_outputs(monkeypatch, batch: int, overrides: list[str], slice_iterations: int) -> dict[str, np.ndarray]:
-    """Per-path outputs of 64 paths of the benchmarks' reference crash (4 h, float64) with the kernel's
-    cascade rounds after the first, its liquidation fills and its clearing iterations after
-    ``slice_iterations`` run ``batch`` paths at a time."""
+def _crash_outputs(monkeypatch, batch: int, overrides: list[str], slice_iterations: int,
+                   dtype: str) -> dict[str, np.ndarray]:
+    """Per-path outputs of 64 paths of the benchmarks' reference crash (4 h, ``dtype``) with the kernel's
+    cascade rounds after the first, its liquidation fills, its clearing iterations after ``slice_iterations``
+    (or after the short path's) and the exact greeks after the trade run ``batch`` paths at a time."""
     import sys
     from pathlib import Path
 
@@ -57,26 +58,31 @@ def _crash_outputs(monkeypatch, batch: int, overrides: list[str], slice_iteratio
     monkeypatch.setattr(clearing, "ROUND_BATCH", batch)
     monkeypatch.setattr(step, "FILL_BATCH", batch)
     monkeypatch.setattr(clearing, "NEWTON_BATCH", batch)
+    monkeypatch.setattr(clearing, "HEDGE_BATCH", batch)
     monkeypatch.setattr(clearing, "SLICE_ITERATIONS", slice_iterations)
-    cfg = scenario.config(steps=240, overrides=["simulation.dtype=float64", *overrides])
-    with precision("float64"):
+    cfg = scenario.config(steps=240, overrides=[f"simulation.dtype={dtype}", *overrides])
+    with precision(dtype):
         params, static = model.build(cfg)
         out, _ = jax.jit(lambda p, k: simulate_chunk(p, static, k, np.uint32(0), 64))(params, jax.random.key(3))
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("overrides", [[], ["liquidation.max_order=2e8", "breakers.enabled=false"]],
-                         ids=["reference", "capped-no-breakers"])
-def test_kernel_results_do_not_depend_on_the_batches_of_rounds_fills_and_clearing(monkeypatch, overrides) -> None:
-    """The further cascade rounds, the fills and the clearing iterations after the first few run only on the
-    paths that need them (``clearing.ROUND_BATCH``, ``step.FILL_BATCH``, ``clearing.NEWTON_BATCH`` paths at a
-    time): batches of 8 paths (every clearing iteration after the first in batches), of 16, or every path in
-    one batch (the clearing not batched at all) give the same numbers bit for bit, on a crash where most paths
-    liquidate over many steps. (Batches of a size that is not a multiple of the vector width, 1 or 7, are not
-    among them: XLA compiles the elements past the last full vector to scalar code, whose multiply-adds (the
-    short path's cubic model of the options book, ``dealers.Local``) round differently in the last digit; the
-    kernel's batches are constants.)"""
-    runs = {b: _crash_outputs(monkeypatch, b, overrides, 1 if b == 8 else clearing.SLICE_ITERATIONS)
+@pytest.mark.parametrize(("overrides", "dtype"),
+                         [([], "float64"), (["liquidation.max_order=2e8", "breakers.enabled=false"], "float64"),
+                          ([], "float32")],
+                         ids=["reference", "capped-no-breakers", "reference-float32-short-path"])
+def test_kernel_results_do_not_depend_on_the_batches_of_rounds_fills_and_clearing(monkeypatch, overrides,
+                                                                                   dtype) -> None:
+    """The further cascade rounds, the fills, the clearing iterations after the first few and the exact greeks
+    after the trade run only on the paths that need them (``clearing.ROUND_BATCH``, ``step.FILL_BATCH``,
+    ``clearing.NEWTON_BATCH``, ``clearing.HEDGE_BATCH`` paths at a time; in float32 with the short path,
+    ``clearing.short_path``): batches of 8 paths (every clearing iteration after the first in batches), of 16,
+    or every path in one batch (the clearing not batched at all) give the same numbers bit for bit, on a crash
+    where most paths liquidate over many steps. (Batches of a size that is not a multiple of the vector width,
+    1 or 7, are not among them: XLA compiles the elements past the last full vector to scalar code, whose
+    multiply-adds can round differently in the last digit, as they do here since 4 Dec; the kernel's batches
+    are constants and its chunks multiples of ``runner.LANE_PAD`` paths.)"""
+    runs = {b: _crash_outputs(monkeypatch, b, overrides, 1 if b == 8 else clearing.SLICE_ITERATIONS, dtype)
             for b in (8, 16, 64)}
     assert np.mean(runs[64]["liquidated_long"] > 0) > 0.5  # the case exercises the rounds and the fills
     assert np.mean(runs[64]["cascade_depth"]) > 0.03

@@ -23,8 +23,8 @@ model's root is taken where Lagrange's bound on the model's error puts it within
 tolerance of the exact root (``model_root_ok``); the re-hedge and the book's depletion after the
 trade then use the same model (``book_at``). The other paths (a jump, a cascade, near-expiry
 options) iterate on the exact book in batches. On the benchmarks' reference day 96-98 % of the
-float32 path-steps take the short path (80 % with a 2.4x narrower book), none in its first 150 steps
-in float64, whose tolerance is 10^9 times tighter (``tests/test_short_path.py``).
+float32 path-steps take the short path (80 % with a 2.4x narrower book); float64, whose tolerance
+is 10^9 times tighter, does not try it (MODEL_DTYPES; ``tests/test_short_path.py``).
 Arrays are (N, V) per venue, cohorts (N, V, C).
 """
 
@@ -204,10 +204,18 @@ class Solved(NamedTuple):
     modelled: jnp.ndarray
 
 
+MODEL_DTYPES = ("float32",)
+"""Dtypes whose Newton tolerance the cubic model can meet in a step's move. In float64 (a 10^9 times tighter
+tolerance) its bound admitted no path-step of the reference's first 150, so trying it only cost time: the
+reference day ran at 1.36 against 1.76 M path-steps/s."""
+
+
 def short_path(static) -> bool:
-    """Whether ``clear`` tries the short path: an options book (its greeks are the cost of an iteration), rules
-    that allow it (``Rules.model_book``: not calibration's smooth rules) and MODEL_ITERATIONS > 0."""
-    return static.dealers.book == "options" and static.rules.model_book and MODEL_ITERATIONS > 0
+    """Whether ``clear`` tries the short path: an options book (its greeks are the cost of an iteration), a
+    dtype in MODEL_DTYPES, rules that allow it (``Rules.model_book``: not calibration's smooth rules) and
+    MODEL_ITERATIONS > 0."""
+    return (static.dealers.book == "options" and static.grid.dtype in MODEL_DTYPES and static.rules.model_book
+            and MODEL_ITERATIONS > 0)
 
 
 def clear(params, static, f: Flow, q: Queue, y: jnp.ndarray) -> Solved:
