@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from stresslab.market import positions
-from stresslab.market.rules import Hard
+from stresslab.market.ramp import ramp
+from stresslab.market.rules import Hard, Smooth
 
 HARD = Hard()
 
@@ -175,3 +176,56 @@ def test_adl_when_the_fund_cannot_cover_the_deficit():
     assert float(out.fund[0]) == 14.0  # ADL costs the fund nothing
     enough, _ = positions.auto_deleverage(HARD, cp, units, in_liq, ledger(16.0), jnp.asarray([85.0]))
     np.testing.assert_array_equal(enough, units)
+
+
+@pytest.mark.parametrize("fund,closed", [(0.0, [0.0, 2.0]), (14.0, [0.0, 2.0]), (16.0, [3.0, 5.0])])
+def test_smooth_adl_tends_to_the_hard_rule(fund, closed):
+    """With the smooth rules at a tiny temperature and a liquidation weight of 1, ADL does what the exchange
+    rule does (the examples above: a deficit of 15 at price 85; a fund of 14 cannot pay it, one of 16 can)."""
+    cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 5.0])
+    units = jnp.asarray([[3.0, 5.0]])
+    queued = Smooth().adl_queue(jnp.asarray([[[1.0, 0.0]]]), jnp.asarray([[True]]))[:, 0]
+    after, out = positions.auto_deleverage(Smooth(), cp, units, queued, ledger(fund), jnp.asarray([85.0]),
+                                           temperature=1e-9)
+    hard, hard_out = positions.auto_deleverage(HARD, cp, units, queued > 0.5, ledger(fund), jnp.asarray([85.0]))
+    np.testing.assert_allclose(after, [closed], atol=1e-12)
+    np.testing.assert_allclose(after, hard, atol=1e-12)
+    assert float(out.adl_notional[0]) == pytest.approx(float(hard_out.adl_notional[0]))
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.002])
+def test_smooth_adl_takes_over_from_the_fund_continuously(temperature):
+    """The relaxed fund-exhaustion decision: what ADL closes grows continuously from nothing at a fund equal
+    to the deficit (15) to the hard rule's at a fund T x the open notional (8 units x 85) below it, and a
+    cohort barely bankrupt (equity just below 0) is closed only in proportion to the ramp of its deficit."""
+    cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 5.0])
+    units = jnp.asarray([[3.0, 5.0]])
+    queued = jnp.asarray([[1.0, 0.0]])
+    width = temperature * 8 * 85.0
+    funds = np.linspace(15.0 - 1.5 * width, 15.5, 401)
+    left = np.array([float(positions.auto_deleverage(Smooth(), cp, units, queued, ledger(f), jnp.asarray([85.0]),
+                                                     temperature=temperature)[0][0, 0]) for f in funds])
+    assert left[funds >= 15.0].tolist() == [3.0] * int((funds >= 15.0).sum())  # the fund pays: no ADL
+    assert np.all(left[funds <= 15.0 - width] <= 1e-12)  # the fund is short by the width: all of it
+    assert np.all(np.diff(left) >= -1e-12)  # more fund, less ADL
+    step = funds[1] - funds[0]
+    assert np.max(np.abs(np.diff(left))) <= 3.0 * 1.875 * step / width + 1e-12  # the ramp's steepest slope
+    # at price 90 - d the long's equity is just negative (-3 d): its bankrupt weight b is the ramp of
+    # d / price / T, the fund's shortfall weight e the ramp of b x 3 d / (T x open notional); ADL closes e x b
+    barely = 90.0 - 0.05
+    after, _ = positions.auto_deleverage(Smooth(), cp, units, queued, ledger(0.0), jnp.asarray([barely]),
+                                         temperature=temperature)
+    b = float(ramp(jnp.asarray(0.05 / barely / temperature)))
+    e = float(ramp(jnp.asarray(b * 3 * 0.05 / (temperature * 8 * barely))))
+    assert 0 < e * b < 1
+    assert float(after[0, 0]) == pytest.approx(3.0 * (1.0 - e * b), rel=1e-9)
+
+
+@pytest.mark.parametrize("z", [np.linspace(-1, 2, 301)])
+def test_the_ramp_is_one_sided_monotone_and_twice_smooth(z):
+    r = np.asarray(ramp(jnp.asarray(z)))
+    assert np.all(r[z <= 0] == 0.0) and np.all(r[z >= 1] == 1.0)
+    assert np.all(np.diff(r) >= 0) and r[np.argmin(abs(z - 0.5))] == pytest.approx(0.5)
+    slope = np.asarray(jax.vmap(jax.grad(ramp))(jnp.asarray(z)))
+    curvature = np.asarray(jax.vmap(jax.grad(jax.grad(ramp)))(jnp.asarray(z)))
+    assert slope.max() == pytest.approx(1.875) and abs(slope[z == 0]).max() == 0 and abs(curvature[z == 1]).max() < 1e-9

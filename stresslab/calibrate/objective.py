@@ -154,6 +154,11 @@ class Evaluator:
     seed: int
     devices: Devices
 
+    @property
+    def smooth_rules(self) -> rules.Smooth:
+        """The relaxed rules, with the trigger shape of ``calibration.relaxation``."""
+        return rules.Smooth(trigger=self.problem.calibration.relaxation)
+
     def slice_size(self, multiplicity: int) -> int:
         """Paths per kernel call when each path is simulated ``multiplicity`` times at once (candidates or tangents)."""
         chunk = self.problem.config.simulation.chunk_size
@@ -183,7 +188,7 @@ class Evaluator:
     def values(self, candidates: jnp.ndarray, temperature: float | None = None) -> np.ndarray:
         """Objective at each row of ``candidates`` (K, controls), all simulated together (K,); hard rules when
         ``temperature`` is None, else the smooth rules at that temperature."""
-        static = self.static.replace(rules=rules.Hard() if temperature is None else rules.Smooth())
+        static = self.static.replace(rules=rules.Hard() if temperature is None else self.smooth_rules)
         names, t = self.problem.names, self._t(temperature)
         candidates = jnp.asarray(candidates, self.params.price.s0.dtype)
         parts = self._map(lambda p, key, first, size: _batch_slice(p, static, names, candidates, t, key, first, size),
@@ -199,7 +204,7 @@ class Evaluator:
     def value_and_grad(self, values: jnp.ndarray, temperature: float) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Smoothed objective and its gradient with respect to the controls (forward mode through the kernel,
         then through the risk measure over all paths)."""
-        static, names = self.static.replace(rules=rules.Smooth()), self.problem.names
+        static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
         parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
                           1 + len(names))
@@ -212,7 +217,7 @@ class Evaluator:
     def non_finite(self, values: jnp.ndarray, temperature: float) -> str:
         """Where the smoothed objective's inputs or derivatives are non-finite at ``values``: the target, the
         controls whose tangents are, and the first paths (empty when all are finite)."""
-        static, names = self.static.replace(rules=rules.Smooth()), self.problem.names
+        static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
         parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
                           1 + len(names))

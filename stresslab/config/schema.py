@@ -549,6 +549,9 @@ class Calibration(_Model):
     holdout_paths: int = Field(20_000, ge=16, le=10**8, description="fresh paths for the hard-rule evaluation")
     temperature_start: PositiveFloat = 0.01
     temperature_end: PositiveFloat = 0.001
+    relaxation: Literal["sigmoid", "ramp"] = Field(
+        "sigmoid", description="shape of the relaxed liquidation trigger: a sigmoid of the margin shortfall, or a "
+                               "one-sided ramp that leaves cohorts above maintenance untouched (docs/calibration.md)")
 
     @model_validator(mode="after")
     def _threshold(self) -> Calibration:

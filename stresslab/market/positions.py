@@ -29,6 +29,7 @@ import numpy as np
 from stresslab.market import collateral, safe
 from stresslab.market.liquidity import ONE_PERCENT
 from stresslab.market.outputs import Output, Problem, Series
+from stresslab.market.ramp import ramp
 from stresslab.market.reduce import fixed_sum
 
 if TYPE_CHECKING:
@@ -246,14 +247,21 @@ def triggered_at(cp: CohortParams, prices: jnp.ndarray, mark: jnp.ndarray) -> jn
 
 
 def trigger_weight(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray, check: jnp.ndarray | None,
-                   temperature: jnp.ndarray) -> jnp.ndarray:
-    """Smooth liquidation trigger (N, V, C) in [0, 1]: a sigmoid of the margin shortfall
-    (maintenance - equity) per unit of notional, with width ``temperature`` (a fraction of notional).
-    It tends to the hard rule as the temperature goes to 0."""
+                   temperature: jnp.ndarray, shape: str = "sigmoid") -> jnp.ndarray:
+    """Smooth liquidation trigger (N, V, C) in [0, 1] of the margin shortfall (maintenance - equity) per unit
+    of notional over ``temperature`` (a fraction of notional): ``shape`` "sigmoid", sigmoid(shortfall / T),
+    or "ramp", the one-sided :func:`ramp.ramp` (0 at or above maintenance, as the hard rule, 1 from a
+    shortfall of T on). Both tend to the hard rule as T goes to 0."""
     held = units > RESIDUAL * cp.units0  # a cohort with a residue of its units left counts as closed
     u = jnp.where(held, units, 1.0)  # the double where: no 0/0 (or overflowing tangents) in the other branch
-    shortfall = (maintenance(cp, u, price) - equity(cp, u, price, check)) / (u * price[..., None])
-    return jnp.where(held, jax.nn.sigmoid(shortfall / temperature), 0.0)
+    z = (maintenance(cp, u, price) - equity(cp, u, price, check)) / (u * price[..., None]) / temperature
+    return jnp.where(held, ramp(z) if shape == "ramp" else jax.nn.sigmoid(z), 0.0)
+
+
+def open_notional(cp: CohortParams, units: jnp.ndarray, price: jnp.ndarray) -> jnp.ndarray:
+    """Units x ``price`` (quote currency) of each cohort (N, V, C); 0 for a cohort with only a residue of its
+    units left, which counts as closed."""
+    return jnp.where(units > RESIDUAL * cp.units0, units * price[..., None], 0.0)
 
 
 def bankruptcy_price(cp: CohortParams, value: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -309,38 +317,44 @@ def _side_sum(x: jnp.ndarray, side: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
     return fixed_sum(jnp.where(side > 0, x, 0.0), -1), fixed_sum(jnp.where(side > 0, 0.0, x), -1)
 
 
-def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, in_liq: jnp.ndarray, ledger: Ledger,
-                    price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0
-                    ) -> tuple[jnp.ndarray, Ledger]:
+def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: jnp.ndarray, ledger: Ledger,
+                    price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0,
+                    temperature: jnp.ndarray | float = 0.0) -> tuple[jnp.ndarray, Ledger]:
     """Close bankrupt cohorts at their bankruptcy price against profitable opposite cohorts.
 
     Applies only on paths whose insurance fund cannot cover the bankrupt cohorts'
     negative equity at ``price`` (the two tests are ``rules.bankrupt`` and
-    ``rules.fund_short``). Counterparties are
+    ``rules.fund_short``; both are weights in [0, 1], 0 or 1 with the hard rules, as is
+    ``queued``, the ADL queue ``rules.adl_queue``). Counterparties are
     taken highest rank first and closed at the unit-weighted bankruptcy price of
     the side they absorb; a bankrupt side is closed pro rata to what they absorb.
+    With the smooth rules a cohort's weight scales what ADL closes of it, and the rest
+    stays in the liquidation queue (``temperature``: the width of the relaxations).
 
     Returns:
         units after ADL (N, C) and the updated ledger.
     """
     value = cp.margin_per_unit if value is None else value
     at_mark = equity(cp, units, price, value)
-    bankrupt = rules.bankrupt(in_liq, units, at_mark)
-    exhausted = rules.fund_short(bankrupt, at_mark, ledger.fund)[..., None]
+    notional = open_notional(cp, units, price)
+    bankrupt = rules.bankrupt(queued, units, at_mark, notional, temperature)
+    deficit = fixed_sum(jnp.where(bankrupt > 0, bankrupt * -at_mark, 0.0), -1)
+    exhausted = rules.fund_short(bankrupt, deficit, ledger.fund, fixed_sum(notional, -1),
+                                 temperature)[..., None]
     long = cp.side > 0
-    bankrupt = exhausted & bankrupt
+    bankrupt = exhausted * bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)
-    eligible = exhausted & ~in_liq & (units > 0) & (pnl > 0)
+    eligible = jnp.where((units > 0) & (pnl > 0), exhausted * (1.0 - queued), 0.0)
     # BitMEX ranking: PnL percentage of the entry value x effective leverage (notional / equity).
-    score = jnp.where(eligible, pnl / cp.entry * (price[..., None] / (value + pnl)), -jnp.inf)
-    capacity = jnp.where(eligible, units, 0.0)
-    need_long, need_short = _side_sum(jnp.where(bankrupt, units, 0.0), cp.side)
+    score = jnp.where(eligible > 0, pnl / cp.entry * (price[..., None] / (value + pnl)), -jnp.inf)
+    capacity = eligible * units
+    need_long, need_short = _side_sum(bankrupt * units, cp.side)
     need = jnp.where(long, need_short[..., None], need_long[..., None])  # what each counterparty side absorbs
     taken = jnp.clip(need - _capacity_ahead(capacity, score, cp.side), 0.0, capacity)
     by_longs, by_shorts = _side_sum(taken, cp.side)
     share_long = safe.ratio(by_shorts, need_long)
     share_short = safe.ratio(by_longs, need_short)
-    closed = jnp.where(bankrupt, units * jnp.where(long, share_long[..., None], share_short[..., None]), 0.0)
+    closed = bankrupt * units * jnp.where(long, share_long[..., None], share_short[..., None])
     bankrupt_at = bankruptcy_price(cp, value)
     b_units = closed * bankrupt_at
     value_long, value_short = _side_sum(b_units, cp.side)

@@ -16,15 +16,19 @@ open (who trades this step)   share > 1/2; it only gates ADL, defensive traders'
                               opening mark and the liquidation weights carried to
                               the next step blend by the traded share (``keep``)
 gate / keep (halted venues)   blend by the traded share
-liquidation trigger           sigmoid of the margin shortfall per notional / T
-                              (hard: the mark against each cohort's trigger price,
-                              computed once per step, ``triggers``)
+liquidation trigger           sigmoid, or the one-sided ramp (``Smooth.trigger``,
+                              ``calibration.relaxation``), of the margin shortfall per
+                              notional / T (hard: the mark against each cohort's trigger
+                              price, computed once per step, ``triggers``)
 cascade round stopping        stop when no weight rose by > SMOOTH_ROUND_ULPS eps
 breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
 price band                    not relaxed: the band is off
-ADL decision (``adl_queue``)  not relaxed: queued = weight >= 1/2
-ADL bankrupt (``bankrupt``)   not relaxed: equity at the mark <= 0
-fund short (``fund_short``)   not relaxed: fund <= the bankrupt cohorts' deficit
+ADL decision (``adl_queue``)  the liquidation weight itself (hard: weight >= 1/2)
+ADL bankrupt (``bankrupt``)   ramp of -equity / notional / T (hard: equity at the mark <= 0)
+fund short (``fund_short``)   ramp of (deficit - fund) / (T x open notional) (hard:
+                              fund <= the bankrupt cohorts' deficit); ADL closes the
+                              product of the weights, the rest stays in the queue
+ADL ranking                   not relaxed (a soft ranking changed no measured derivative)
 defensive stops (``stops``)   not relaxed
 kill switches                 not relaxed
 momentum signal               sigmoid of (|window return| - threshold) / T
@@ -40,7 +44,9 @@ square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 
 What is measured (``benchmarks/gradient_check.py``, docs/calibration.md): with these relaxations
 ``jax.grad`` agrees with central differences where the relaxed objective is smooth, which needs a
-temperature at which the relaxed cascade does not fold (breakers_equity.toml: T = 0.005, not 0.01 or < 0.004).
+temperature at which the relaxed cascade does not fold (breakers_equity.toml: T = 0.005, not 0.01 or < 0.004;
+the haircut problems: the ramp at T = 5e-4, not 5e-5 or 2e-3). Where the relaxed cascade still folds on some
+path (its rounds do not settle and the path's outcome jumps) the differences and ``jax.grad`` part.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ import jax
 import jax.numpy as jnp
 
 from stresslab.market import breakers, defensive, positions
-from stresslab.market.reduce import fixed_sum
+from stresslab.market.ramp import ramp
 
 DEFAULT_TEMPERATURE = 1e-3
 """Width of the smooth relaxations when none is given."""
@@ -162,19 +168,22 @@ class Hard:
         return breakers.band(p, trading, y, y_prev, y_base, depth, impact)
 
     def adl_queue(self, in_liq: jnp.ndarray, open_: jnp.ndarray) -> jnp.ndarray:
-        """Cohorts ADL may close (N, V, C): queued for liquidation on a venue that trades."""
-        return (in_liq >= 0.5) & open_[..., None]
+        """Cohorts ADL may close (N, V, C), 1 or 0 in the dtype of ``in_liq``: queued for liquidation on a
+        venue that trades."""
+        return ((in_liq >= 0.5) & open_[..., None]).astype(in_liq.dtype)
 
-    def bankrupt(self, queued: jnp.ndarray, units: jnp.ndarray, equity: jnp.ndarray) -> jnp.ndarray:
-        """Cohorts ADL closes if the fund falls short (N, V, C) bool: ``queued``, holding units, and with
-        ``equity`` (quote currency, at the mark) at or below zero."""
-        return queued & (units > 0) & (equity <= 0.0)
+    def bankrupt(self, queued: jnp.ndarray, units: jnp.ndarray, equity: jnp.ndarray, notional: jnp.ndarray,
+                 temperature) -> jnp.ndarray:
+        """Cohorts ADL closes if the fund falls short (N, V, C), 1 or 0: ``queued``, holding units, and with
+        ``equity`` (quote currency, at the mark) at or below zero (``notional``: units x mark, unused here)."""
+        return jnp.where((units > 0) & (equity <= 0.0), queued, 0.0)
 
-    def fund_short(self, bankrupt: jnp.ndarray, equity: jnp.ndarray, fund: jnp.ndarray) -> jnp.ndarray:
-        """Paths and venues where ADL acts (N, V) bool: some cohort is ``bankrupt`` and the insurance ``fund``
-        (quote currency) is at most the bankrupt cohorts' negative ``equity`` summed."""
-        deficit = fixed_sum(jnp.where(bankrupt, -equity, 0.0), -1)
-        return jnp.any(bankrupt, -1) & (fund <= deficit)
+    def fund_short(self, bankrupt: jnp.ndarray, deficit: jnp.ndarray, fund: jnp.ndarray, notional: jnp.ndarray,
+                   temperature) -> jnp.ndarray:
+        """Paths and venues where ADL acts (N, V), 1 or 0: some cohort is ``bankrupt`` and the insurance
+        ``fund`` (quote currency) is at most the bankrupt cohorts' ``deficit`` (their negative equity summed;
+        ``notional``, the venue's open units x mark summed, is unused here)."""
+        return (jnp.any(bankrupt > 0, -1) & (fund <= deficit)).astype(fund.dtype)
 
     def newton_done(self, move, last_move, limit, newton, was_newton) -> jnp.ndarray:
         """Whether the clearing solver stops (N, V) bool after an iteration moved the log-price by ``move``:
@@ -199,12 +208,14 @@ class Hard:
 class Smooth(Hard):
     """Relaxed rules for calibration: each tends to the hard rule as the temperature goes to 0.
 
-    Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ``adl_queue``
-    (a cohort counts as queued when its liquidation weight is at least 1/2), ADL's ``bankrupt`` and
-    ``fund_short`` tests, ``newton_done`` (the solver's value stops by the same rule; its derivative comes
+    Decisions not listed here are inherited from ``Hard`` unchanged ("not relaxed"): ADL's ranking,
+    ``newton_done`` (the solver's value stops by the same rule; its derivative comes
     from ``solution``), defensive ``stops`` and ``kill_switches``.
     """
 
+    trigger: str = "sigmoid"
+    """Shape of the relaxed liquidation trigger (``calibration.relaxation``, :func:`positions.trigger_weight`):
+    "sigmoid" or the one-sided "ramp"."""
     smooth: ClassVar[bool] = True
     root_floor: ClassVar[float] = SMOOTH_ROOT_FLOOR
     model_book: ClassVar[bool] = False
@@ -237,9 +248,27 @@ class Smooth(Hard):
         return positions.Triggers(units, check, None)
 
     def liquidation(self, cp, triggers, in_liq, mark, temperature) -> jnp.ndarray:
-        """Weight in [0, 1]: sigmoid((maintenance - equity) / (units x mark) / T) (:func:`positions.trigger_weight`);
-        a weight never falls within a step."""
-        return jnp.maximum(in_liq, positions.trigger_weight(cp, triggers.units, mark, triggers.check, temperature))
+        """Weight in [0, 1] of (maintenance - equity) / (units x mark) / T, a sigmoid or the one-sided ramp
+        (``trigger``, :func:`positions.trigger_weight`); a weight never falls within a step."""
+        return jnp.maximum(in_liq, positions.trigger_weight(cp, triggers.units, mark, triggers.check, temperature,
+                                                            self.trigger))
+
+    def adl_queue(self, in_liq: jnp.ndarray, open_: jnp.ndarray) -> jnp.ndarray:
+        """The liquidation weight itself, on venues that trade (more than half of the step)."""
+        return in_liq * open_[..., None]
+
+    def bankrupt(self, queued, units, equity, notional, temperature) -> jnp.ndarray:
+        """``queued`` times the ramp of the negative equity per notional over T: 0 at positive equity, as
+        the hard rule, and the full queue weight from a deficit of T x notional on."""
+        held = notional > 0
+        per_notional = -equity / jnp.where(held, notional, 1.0)
+        return jnp.where(held, queued * ramp(per_notional / temperature), 0.0)
+
+    def fund_short(self, bankrupt, deficit, fund, notional, temperature) -> jnp.ndarray:
+        """The ramp of the deficit's excess over the fund, over T x the venue's open notional: ADL takes
+        over from the fund gradually instead of at once when the fund runs out."""
+        width = temperature * notional
+        return jnp.where(width > 0, ramp((deficit - fund) / jnp.where(width > 0, width, 1.0)), 0.0)
 
     def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
         """Another round while some weight rose by more than SMOOTH_ROUND_ULPS machine epsilons."""

@@ -153,13 +153,16 @@ def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.
     cp = p.positions.cohorts
     can_adl = static.rules.adl_queue(in_liq, o.open_)
     # ADL looks at the paths with a bankrupt cohort in the queue; it acts where the fund falls short of them
-    bankrupt = static.rules.bankrupt(can_adl, f.units, positions.equity(cp, f.units, mark0, margin0.value))
+    temperature = p.rules.temperature
+    bankrupt = static.rules.bankrupt(can_adl, f.units, positions.equity(cp, f.units, mark0, margin0.value),
+                                     positions.open_notional(cp, f.units, mark0), temperature)
 
     def adl(held, queued, mark, value, reval):
-        units, ledger = positions.auto_deleverage(static.rules, cp, held[0], queued, held[1], mark, value, reval)
+        units, ledger = positions.auto_deleverage(static.rules, cp, held[0], queued, held[1], mark, value, reval,
+                                                  temperature)
         return units, ledger, clearing.triggers(p, static, units, held[2].check)
 
-    units, ledger, triggers = compact.on_paths(jnp.any(bankrupt, (-2, -1)), adl, (f.units, ledger, triggers),
+    units, ledger, triggers = compact.on_paths(jnp.any(bankrupt > 0, (-2, -1)), adl, (f.units, ledger, triggers),
                                                can_adl, mark0, margin0.value, margin0.reval, batch=ADL_BATCH)
     return f._replace(units=units), ledger, in_liq, triggers
 
