@@ -196,12 +196,12 @@ def test_smooth_adl_tends_to_the_hard_rule(fund, closed):
 @pytest.mark.parametrize("temperature", [0.01, 0.002])
 def test_smooth_adl_takes_over_from_the_fund_continuously(temperature):
     """The relaxed fund-exhaustion decision: what ADL closes grows continuously from nothing at a fund equal
-    to the deficit (15) to the hard rule's at a fund T x the open notional (8 units x 85) below it, and a
+    to the deficit (15) to the hard rule's at a fund T x the bankrupt notional (3 units x 85) below it, and a
     cohort barely bankrupt (equity just below 0) is closed only in proportion to the ramp of its deficit."""
     cp = cohorts([1, -1], [10, 50], [100.0, 100.0], [3.0, 5.0])
     units = jnp.asarray([[3.0, 5.0]])
     queued = jnp.asarray([[1.0, 0.0]])
-    width = temperature * 8 * 85.0
+    width = temperature * 3 * 85.0
     funds = np.linspace(15.0 - 1.5 * width, 15.5, 401)
     left = np.array([float(positions.auto_deleverage(Smooth(), cp, units, queued, ledger(f), jnp.asarray([85.0]),
                                                      temperature=temperature)[0][0, 0]) for f in funds])
@@ -211,12 +211,12 @@ def test_smooth_adl_takes_over_from_the_fund_continuously(temperature):
     step = funds[1] - funds[0]
     assert np.max(np.abs(np.diff(left))) <= 3.0 * 1.875 * step / width + 1e-12  # the ramp's steepest slope
     # at price 90 - d the long's equity is just negative (-3 d): its bankrupt weight b is the ramp of
-    # d / price / T, the fund's shortfall weight e the ramp of b x 3 d / (T x open notional); ADL closes e x b
+    # d / price / T, the fund's shortfall weight e the ramp of b x 3 d / (T x b x 3 x price) = b; ADL closes e x b
     barely = 90.0 - 0.05
     after, _ = positions.auto_deleverage(Smooth(), cp, units, queued, ledger(0.0), jnp.asarray([barely]),
                                          temperature=temperature)
     b = float(ramp(jnp.asarray(0.05 / barely / temperature)))
-    e = float(ramp(jnp.asarray(b * 3 * 0.05 / (temperature * 8 * barely))))
+    e = float(ramp(jnp.asarray(b * 3 * 0.05 / (temperature * b * 3 * barely))))
     assert 0 < e * b < 1
     assert float(after[0, 0]) == pytest.approx(3.0 * (1.0 - e * b), rel=1e-9)
 

@@ -339,7 +339,7 @@ def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: 
     notional = open_notional(cp, units, price)
     bankrupt = rules.bankrupt(queued, units, at_mark, notional, temperature)
     deficit = fixed_sum(jnp.where(bankrupt > 0, bankrupt * -at_mark, 0.0), -1)
-    exhausted = rules.fund_short(bankrupt, deficit, ledger.fund, fixed_sum(notional, -1),
+    exhausted = rules.fund_short(bankrupt, deficit, ledger.fund, fixed_sum(bankrupt * notional, -1),
                                  temperature)[..., None]
     long = cp.side > 0
     bankrupt = exhausted * bankrupt

@@ -25,7 +25,7 @@ breaker levels, halt length   sigmoid of (threshold - price) / T; real countdown
 price band                    not relaxed: the band is off
 ADL decision (``adl_queue``)  the liquidation weight itself (hard: weight >= 1/2)
 ADL bankrupt (``bankrupt``)   ramp of -equity / notional / T (hard: equity at the mark <= 0)
-fund short (``fund_short``)   ramp of (deficit - fund) / (T x open notional) (hard:
+fund short (``fund_short``)   ramp of (deficit - fund) / (T x bankrupt notional) (hard:
                               fund <= the bankrupt cohorts' deficit); ADL closes the
                               product of the weights, the rest stays in the queue
 ADL ranking                   not relaxed (a soft ranking changed no measured derivative)
@@ -57,7 +57,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stresslab.market import breakers, defensive, positions
+from stresslab.market import breakers, defensive, positions, safe
 from stresslab.market.ramp import ramp
 
 DEFAULT_TEMPERATURE = 1e-3
@@ -182,7 +182,7 @@ class Hard:
                    temperature) -> jnp.ndarray:
         """Paths and venues where ADL acts (N, V), 1 or 0: some cohort is ``bankrupt`` and the insurance
         ``fund`` (quote currency) is at most the bankrupt cohorts' ``deficit`` (their negative equity summed;
-        ``notional``, the venue's open units x mark summed, is unused here)."""
+        ``notional``, their units x mark summed as weighted, is unused here)."""
         return (jnp.any(bankrupt > 0, -1) & (fund <= deficit)).astype(fund.dtype)
 
     def newton_done(self, move, last_move, limit, newton, was_newton) -> jnp.ndarray:
@@ -265,10 +265,13 @@ class Smooth(Hard):
         return jnp.where(held, queued * ramp(per_notional / temperature), 0.0)
 
     def fund_short(self, bankrupt, deficit, fund, notional, temperature) -> jnp.ndarray:
-        """The ramp of the deficit's excess over the fund, over T x the venue's open notional: ADL takes
-        over from the fund gradually instead of at once when the fund runs out."""
-        width = temperature * notional
-        return jnp.where(width > 0, ramp((deficit - fund) / jnp.where(width > 0, width, 1.0)), 0.0)
+        """The ramp of the deficit's excess over the fund, over T x the bankrupt cohorts' notional (weighted
+        as ``bankrupt``): ADL takes over from the fund gradually instead of at once when the fund runs out.
+        The quotient is taken only where the deficit exceeds the fund (it is then at most the largest
+        deficit per notional over T), so that a tiny bankrupt weight gives no overflowing tangent."""
+        short = deficit > fund
+        return jnp.where(short, ramp(safe.ratio(jnp.where(short, deficit - fund, 0.0), temperature * notional)),
+                         0.0)
 
     def round_grew(self, raised: jnp.ndarray, queued: jnp.ndarray) -> jnp.ndarray:
         """Another round while some weight rose by more than SMOOTH_ROUND_ULPS machine epsilons."""
