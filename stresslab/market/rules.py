@@ -45,8 +45,9 @@ square-root impact at 0 flow  softened by SMOOTH_ROOT_FLOOR (``root_floor``)
 What is measured (``benchmarks/gradient_check.py``, docs/calibration.md): with these relaxations
 ``jax.grad`` agrees with central differences where the relaxed objective is smooth, which needs a
 temperature at which the relaxed cascade does not fold (breakers_equity.toml: T = 0.005, not 0.01 or < 0.004;
-the haircut problems: the ramp at T = 5e-4, not 5e-5 or 2e-3). Where the relaxed cascade still folds on some
-path (its rounds do not settle and the path's outcome jumps) the differences and ``jax.grad`` part.
+the haircut problems come closest with the ramp at T = 5e-4, and still miss at 2000 paths). Where the relaxed
+cascade folds on some path (it has two fixed points, or its rounds do not settle, and the path's outcome
+jumps) the differences and ``jax.grad`` part.
 """
 
 from __future__ import annotations
