@@ -12,8 +12,8 @@ from pathlib import Path
 import jax
 import pytest
 import xarray as xr
+from helpers import CONFIGS, Cli, subprocess_env, without
 from helpers import SMALL_CONFIG as CONFIG
-from helpers import Cli, subprocess_env, without
 
 from stresslab.config.loading import load_config
 from stresslab.engine import devices, runner
@@ -30,22 +30,31 @@ import jax
 import stresslab
 from stresslab.io import store
 assert len(jax.local_devices()) == 4, jax.local_devices()
-config, out = sys.argv[1], sys.argv[2]
-""" + "".join(f"store.write(stresslab.simulate(config, {args}), f'{{out}}/{name}.nc')\n" for name, args in RUNS.items())
+config, out, overrides = sys.argv[1], sys.argv[2], sys.argv[3:]
+""" + "".join(f"store.write(stresslab.simulate(config, overrides=overrides, {args}), f'{{out}}/{name}.nc')\n"
+              for name, args in RUNS.items())
+TARIFF_CRASH = ("simulation.horizon=90min", "simulation.paths=300", "simulation.chunk_size=256",
+                "simulation.keep_paths=8")
+"""The three-venue 2025 config cut to its first 90 minutes (the drops start 50 minutes in): 300 paths in
+chunks of 256, so 4 devices run slices of 64 paths and the last chunk is padded."""
 WHERE_AND_WHEN = ("device_count", "git_commit", "history", "date_created")
 """Attributes that say which hardware ran the paths, the checkout's commit (it moves if a commit lands
 between the runs of a test), and when and by which command the result was made."""
 
 
 @pytest.mark.slow
-def test_results_are_bit_identical_on_1_2_and_4_devices(config_file: Callable[..., Path], tmp_path: Path) -> None:
-    config = config_file(CONFIG)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, config, tmp_path], capture_output=True, text=True,
-                          timeout=600, env=subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
+@pytest.mark.parametrize("multi_venue", [False, True], ids=["small-sweep", "tariff-crash-three-venues"])
+def test_results_are_bit_identical_on_1_2_and_4_devices(config_file: Callable[..., Path], tmp_path: Path,
+                                                        multi_venue: bool) -> None:
+    config, overrides = (CONFIGS / "historical" / "2025_10_10_tariff_crash.toml", TARIFF_CRASH) if multi_venue \
+        else (config_file(CONFIG), ())
+    done = subprocess.run([sys.executable, "-c", SCRIPT, config, tmp_path, *overrides], capture_output=True,
+                          text=True, timeout=600, env=subprocess_env(XLA_FLAGS=FOUR_CPU_DEVICES), check=False)
     assert done.returncode == 0, done.stderr
     results = {name: store.read(tmp_path / f"{name}.nc").load() for name in RUNS}
     one = results["1"]
-    assert (one.liquidated_long > 0).any() and one.sizes["scenario"] == 2
+    assert (one.liquidated_long > 0).any()
+    assert one.sizes["venue"] == 3 if multi_venue else one.sizes["scenario"] == 2
     for name, ds in results.items():
         expected = {"1": 1, "2": 2}.get(name, 4)
         assert ds.attrs["device_count"] == expected, name

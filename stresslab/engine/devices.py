@@ -2,7 +2,8 @@
 
 A chunk's paths are cut into equal, contiguous per-device slices (each a multiple of
 ``LANE_PAD`` paths, see ``runner``); every device runs the same single-device kernel
-(``simulate_chunk``, one call per device from a thread of its own, no communication between devices).
+(``simulate_chunk`` inside one ``shard_map`` over the devices: one compiled program for all of them, no
+communication between devices).
 Randomness comes from the global path index, so a path's numbers do not
 depend on how many devices run it.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from stresslab.engine.scan import simulate_chunk
 from stresslab.errors import SettingError
@@ -27,6 +30,8 @@ CUDA_HINT = "for NVIDIA GPUs install the CUDA build of JAX: pip install 'stressl
 CPU_DEVICES_ENV = "STRESSLAB_CPU_DEVICES"
 """Environment variable: how many CPU devices JAX should create (default: one per usable core)."""
 FORCE_FLAG = "xla_force_host_platform_device_count"
+PATH_AXIS = "path"
+"""Name of the mesh axis a chunk's paths are split along."""
 
 
 def use_cpu_cores() -> int | None:
@@ -118,32 +123,33 @@ def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: 
               devices: Devices) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
     """Simulate paths ``first_index .. first_index + per_device * len(devices) - 1``.
 
-    Device ``d`` runs paths ``first_index + d * per_device`` onwards, through the same
-    kernel that one device runs on a chunk of ``per_device`` paths: each device gets its own
-    call of ``simulate_chunk`` (the same HLO module, compiled for that device). The calls are
-    made from one thread per device, so that the devices compile their copies of the kernel
-    at the same time on the first chunk and run concurrently after it. No ``shard_map``: its
-    SPMD-partitioned module is fused differently by XLA, and XLA:CPU contracts a*b + c into
-    FMAs inside fused kernels, so a different fusion rounds differently.
+    Device ``d`` runs paths ``first_index + d * per_device`` onwards, through the kernel that
+    one device runs on a chunk of ``per_device`` paths. Several devices run it inside one
+    ``shard_map`` (one compiled program for all of them: one compile, one copy of the compiler's
+    working memory); its per-device program is fused as the single-device one is, so the
+    numbers are bit-identical for any device count (``tests/test_devices.py``), which matters
+    because XLA:CPU contracts a*b + c into FMAs inside fused kernels.
 
     Returns:
         per-path outputs {name: (paths,)} and recorded series {name: (T_rec, paths)}, paths
         in global order.
     """
-
-    x64 = jax.config.jax_enable_x64  # the caller's precision: JAX's config contexts are per thread
-
-    def launch(d: int):
-        device = devices.devices[d]
-        with jax.enable_x64(x64), jax.default_device(device):
-            inputs = jax.device_put((params, seed_key, np.uint32(first_index + d * per_device)), device)
-            return simulate_chunk(params=inputs[0], static=static, seed_key=inputs[1], first_index=inputs[2],
-                                  chunk=per_device)
-
     if len(devices) == 1:
-        return launch(0)
-    with ThreadPoolExecutor(len(devices)) as pool:
-        parts = list(pool.map(launch, range(len(devices))))
-    out = {k: np.concatenate([np.asarray(p[0][k]) for p in parts]) for k in parts[0][0]}
-    rec = {k: np.concatenate([np.asarray(p[1][k]) for p in parts], axis=1) for k in parts[0][1]}
-    return out, rec
+        with jax.default_device(devices.devices[0]):
+            return simulate_chunk(params, static, seed_key, np.uint32(first_index), per_device)
+    firsts = first_index + per_device * np.arange(len(devices), dtype=np.uint32)
+    return _sharded_chunk(params, static, seed_key, firsts, per_device, Mesh(np.array(devices.devices), (PATH_AXIS,)))
+
+
+@partial(jax.jit, static_argnames=("static", "per_device", "mesh"))
+def _sharded_chunk(params: Params, static: Static, seed_key: jax.Array, firsts: jax.Array, per_device: int,
+                   mesh: Mesh) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """One chunk split over ``mesh``: device ``d`` simulates ``per_device`` paths from ``firsts[d]``."""
+
+    def local(params: Params, seed_key: jax.Array, first: jax.Array):
+        return simulate_chunk(params, static, seed_key, first[0], per_device)
+
+    # check_vma=False: the kernel is purely per device (no collectives); its lax.cond branches mix
+    # replicated parameters with per-device state, which the varying-axis check would refuse.
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(PATH_AXIS)),
+                         out_specs=(P(PATH_AXIS), P(None, PATH_AXIS)), check_vma=False)(params, seed_key, firsts)
