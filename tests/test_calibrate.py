@@ -258,10 +258,10 @@ config = json.loads(sys.argv[1])
 found = []
 with jax.enable_x64(True):
     for n in (1, 2):
-        f = stresslab.objective(config, paths=96, temperature=2e-3, num_devices=n)
+        f = stresslab.objective(config, paths=160, temperature=2e-3, num_devices=n)
         value, g = jax.value_and_grad(f)(f.initial)
         prob = problem(config)
-        ev = evaluator(prob, paths=96, seed=0, devices=select(num_devices=n))
+        ev = evaluator(prob, paths=160, seed=0, devices=select(num_devices=n))
         lo, hi = prob.lower, prob.upper
         hard = ev.values(np.stack([lo + (hi - lo) * s for s in (0.2, 0.5, 0.7)]))
         found.append([float(value)] + [float(g[k]) for k in f.names] + [float(h) for h in hard])
@@ -271,8 +271,9 @@ print(json.dumps(found))
 
 @pytest.mark.slow
 def test_objective_gradient_and_batches_are_identical_on_one_and_two_devices():
-    """The objective's paths are cut into slices of a fixed size (here chunk_size 32: three slices of 96
-    paths) and dealt to the devices; one or two devices give bit-identical values and gradients."""
+    """The objective's paths are cut into groups of one slice per device, each slice within the chunk size
+    (here chunk_size 32, 160 paths: three slices of 64 paths on one device, two groups of two on two, one
+    shard_map program each); one or two devices give bit-identical values and gradients."""
     config = gradient_config("sqrt")
     config["simulation"]["chunk_size"] = 32
     config["calibration"]["parameters"] = [p for p in config["calibration"]["parameters"]

@@ -21,11 +21,13 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from stresslab.calibrate import parameters
 from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
-from stresslab.engine.devices import Devices, select
+from stresslab.engine.devices import PATH_AXIS, Devices, select
 from stresslab.engine.runner import auto_chunk, per_device, precision
 from stresslab.engine.scan import simulate_chunk
 from stresslab.market import rules
@@ -118,14 +120,12 @@ def _slice(params: Params, static: Static, names: tuple[str, ...], values: jnp.n
     return simulate_chunk(params, static, key, first, size)[0]
 
 
-@partial(jax.jit, static_argnames=("static", "names", "size"))
 def _batch_slice(params: Params, static: Static, names: tuple[str, ...], candidates: jnp.ndarray,
                  temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int) -> dict[str, jnp.ndarray]:
     """Per-path outputs (K, size) of every candidate (K, controls) on the same paths: one vmapped simulation."""
     return jax.vmap(lambda v: _slice(params, static, names, v, temperature, key, first, size))(candidates)
 
 
-@partial(jax.jit, static_argnames=("static", "names", "size"))
 def _tangent_slice(params: Params, static: Static, names: tuple[str, ...], values: jnp.ndarray,
                    temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int):
     """Per-path outputs (size,) and their forward-mode tangents (controls, size), one tangent per control."""
@@ -137,14 +137,42 @@ def _tangent_slice(params: Params, static: Static, names: tuple[str, ...], value
     return {k: v[0] for k, v in out.items()}, tangent
 
 
+KERNELS = {"batch": (_batch_slice, P(None, PATH_AXIS)),
+           "tangent": (_tangent_slice, (P(PATH_AXIS), P(None, PATH_AXIS)))}
+"""What a slice of paths computes (candidates' outputs, or outputs and tangents), and where its path axis is."""
+
+
+@partial(jax.jit, static_argnames=("kind", "static", "names", "size"))
+def _on_device(kind: str, params: Params, static: Static, names: tuple[str, ...], controls: jnp.ndarray,
+               temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int):
+    """``KERNELS[kind]`` on ``size`` paths from ``first``, on the device its inputs are on."""
+    return KERNELS[kind][0](params, static, names, controls, temperature, key, first, size)
+
+
+@partial(jax.jit, static_argnames=("kind", "static", "names", "size", "mesh"))
+def _on_mesh(kind: str, params: Params, static: Static, names: tuple[str, ...], controls: jnp.ndarray,
+             temperature: jnp.ndarray, key: jax.Array, firsts: jax.Array, size: int, mesh: Mesh):
+    """``KERNELS[kind]`` on every device of ``mesh`` at once (one ``shard_map`` program): device ``d`` runs
+    ``size`` paths from ``firsts[d]``; outputs hold the devices' paths side by side, in order."""
+    body, spec = KERNELS[kind]
+
+    def local(params, controls, temperature, key, first):
+        return body(params, static, names, controls, temperature, key, first[0], size)
+
+    # check_vma=False for the reason given in engine.devices._sharded_chunk.
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(), P(PATH_AXIS)), out_specs=spec,
+                         check_vma=False)(params, controls, temperature, key, firsts)
+
+
 @dataclass(frozen=True)
 class Evaluator:
     """Evaluates one problem's objective on fixed paths (common random numbers), through the runner's devices.
 
-    The paths are cut into slices of a size fixed by one device's memory (``slice_size``, or
-    ``simulation.chunk_size``) and the slices are dealt to the devices in turn, each an asynchronous call
-    of the kernel: memory is bounded by the slice, not by the path count, and the slices (so the numbers)
-    do not depend on how many devices there are. The risk measure is taken over all paths on the host.
+    The paths are cut into groups of one slice per device, each slice no larger than one device's memory
+    allows (``simulation.chunk_size``, or sized from device memory for ``"auto"``); a group runs as one
+    ``shard_map`` program over the devices (compiled once for all of them), one device as a plain call.
+    Memory is bounded by the slice, not by the path count, and since results do not depend on the chunk
+    size, nor do they on the device count. The risk measure is taken over all paths on the host.
     """
 
     problem: Problem
@@ -160,22 +188,31 @@ class Evaluator:
         return rules.Smooth(trigger=self.problem.calibration.relaxation)
 
     def slice_size(self, multiplicity: int) -> int:
-        """Paths per kernel call when each path is simulated ``multiplicity`` times at once (candidates or tangents)."""
+        """Paths per device and kernel call when each path is simulated ``multiplicity`` times at once
+        (candidates or tangents): the fewest groups of one slice per device that fit, balanced."""
         chunk = self.problem.config.simulation.chunk_size
         if chunk == "auto":
             chunk = auto_chunk(self.static, self.paths * multiplicity, Devices(self.devices.devices[:1]))
             chunk = max(1, chunk // multiplicity)
-        return per_device(min(chunk, self.paths), 1)
+        chunk, count = per_device(chunk, 1), len(self.devices)
+        groups = -(-self.paths // (chunk * count))
+        return per_device(-(-self.paths // groups), count)
 
-    def _map(self, call, multiplicity: int) -> list:
-        size = self.slice_size(multiplicity)
-        key = jax.random.key(self.seed)
+    def _map(self, kind: str, static: Static, controls: jnp.ndarray, temperature: jnp.ndarray,
+             multiplicity: int) -> list:
+        """``KERNELS[kind]`` over all paths, one part per group of slices (the last may run past ``paths``)."""
+        size, count = self.slice_size(multiplicity), len(self.devices)
+        key, names = jax.random.key(self.seed), self.problem.names
         parts = []
-        for i, first in enumerate(range(0, self.paths, size)):
-            device = self.devices.devices[i % len(self.devices)]
-            with jax.default_device(device):
-                inputs = jax.device_put((self.params, key, np.uint32(first)), device)
-                parts.append(call(inputs[0], inputs[1], inputs[2], size))
+        for first in range(0, self.paths, size * count):
+            if count == 1:
+                with jax.default_device(self.devices.devices[0]):
+                    parts.append(_on_device(kind, self.params, static, names, controls, temperature, key,
+                                            np.uint32(first), size))
+            else:
+                firsts = first + size * np.arange(count, dtype=np.uint32)
+                parts.append(_on_mesh(kind, self.params, static, names, controls, temperature, key, firsts, size,
+                                      self.devices.mesh))
         return parts
 
     def _joined(self, parts, axis: int = -1) -> dict[str, np.ndarray]:
@@ -189,10 +226,9 @@ class Evaluator:
         """Objective at each row of ``candidates`` (K, controls), all simulated together (K,); hard rules when
         ``temperature`` is None, else the smooth rules at that temperature."""
         static = self.static.replace(rules=rules.Hard() if temperature is None else self.smooth_rules)
-        names, t = self.problem.names, self._t(temperature)
+        t = self._t(temperature)
         candidates = jnp.asarray(candidates, self.params.price.s0.dtype)
-        parts = self._map(lambda p, key, first, size: _batch_slice(p, static, names, candidates, t, key, first, size),
-                          candidates.shape[0])
+        parts = self._map("batch", static, candidates, t, candidates.shape[0])
         out = self._joined(parts)
         tau = None if temperature is None else t
         return np.asarray(jax.vmap(lambda o: total(self.problem.calibration, o, tau))(out))
@@ -206,8 +242,7 @@ class Evaluator:
         then through the risk measure over all paths)."""
         static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
-        parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
-                          1 + len(names))
+        parts = self._map("tangent", static, jnp.asarray(values), t, 1 + len(names))
         out = self._joined([p[0] for p in parts])
         tangent = self._joined([p[1] for p in parts])
         cal = self.problem.calibration
@@ -219,8 +254,7 @@ class Evaluator:
         controls whose tangents are, and the first paths (empty when all are finite)."""
         static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
-        parts = self._map(lambda p, key, first, size: _tangent_slice(p, static, names, values, t, key, first, size),
-                          1 + len(names))
+        parts = self._map("tangent", static, jnp.asarray(values), t, 1 + len(names))
         target = self.problem.calibration.target
         out = self._joined([p[0] for p in parts])[target]
         tangent = self._joined([p[1] for p in parts])[target]
@@ -234,11 +268,9 @@ class Evaluator:
 
     def per_path(self, values: jnp.ndarray) -> dict[str, np.ndarray]:
         """Hard-rule per-path outputs at ``values`` (for held-out evaluation)."""
-        static, names = self.static.replace(rules=rules.Hard()), self.problem.names
-        t = self._t(None)
+        static, t = self.static.replace(rules=rules.Hard()), self._t(None)
         candidates = jnp.asarray(values, self.params.price.s0.dtype)[None]
-        parts = self._map(lambda p, key, first, size: _batch_slice(p, static, names, candidates, t, key, first, size),
-                          1)
+        parts = self._map("batch", static, candidates, t, 1)
         return {k: v[0] for k, v in self._joined(parts).items()}
 
 

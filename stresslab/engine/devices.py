@@ -89,6 +89,11 @@ class Devices:
     def __len__(self) -> int:
         return len(self.devices)
 
+    @property
+    def mesh(self) -> Mesh:
+        """A one-axis mesh (``PATH_AXIS``) over the devices, for ``shard_map`` over paths."""
+        return Mesh(np.array(self.devices), (PATH_AXIS,))
+
 
 def select(device: str | None = None, num_devices: int | None = None) -> Devices:
     """The first ``num_devices`` local devices of kind ``device``.
@@ -138,7 +143,7 @@ def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: 
         with jax.default_device(devices.devices[0]):
             return simulate_chunk(params, static, seed_key, np.uint32(first_index), per_device)
     firsts = first_index + per_device * np.arange(len(devices), dtype=np.uint32)
-    return _sharded_chunk(params, static, seed_key, firsts, per_device, Mesh(np.array(devices.devices), (PATH_AXIS,)))
+    return _sharded_chunk(params, static, seed_key, firsts, per_device, devices.mesh)
 
 
 @partial(jax.jit, static_argnames=("static", "per_device", "mesh"))
