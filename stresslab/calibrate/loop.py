@@ -135,8 +135,8 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
     held-out paths.
 
     Every evaluation runs through the devices like ``stresslab run``: paths in slices sized to one
-    device's memory (or ``simulation.chunk_size``), dealt to ``num_devices`` local devices of kind
-    ``device`` (default: all of the default kind); the numbers do not depend on the device count.
+    device's memory (or ``simulation.chunk_size``), in groups of one slice on each of ``num_devices``
+    local devices of kind ``device`` (default: all of the default kind), one ``shard_map`` program a group; the numbers do not depend on the device count.
 
     Returns:
         a :class:`CalibrationResult`: tuned values, the trace (both phases along ``iteration``), held-out
