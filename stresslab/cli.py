@@ -18,7 +18,7 @@ import shlex
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -158,6 +158,21 @@ _set_option = click.option(
 )
 
 
+def _cluster_options(command: Callable) -> Callable:
+    """``--coordinator``, ``--num-processes`` and ``--process-id``: this process's place in a multi-process job."""
+    for option in reversed((
+        click.option("--coordinator", metavar="HOST:PORT",
+                     help="Multi-process run: where process 0 listens (auto-detected under SLURM srun)."),
+        click.option("--num-processes", type=int, metavar="N",
+                     help="Multi-process run: how many processes run this command (auto-detected under SLURM "
+                          "srun; 1 turns detection off)."),
+        click.option("--process-id", type=int, metavar="I",
+                     help="Multi-process run: this process's index, 0 to N-1 (auto-detected under SLURM srun)."),
+    )):
+        command = option(command)
+    return command
+
+
 def _complete_config(context: click.Context, parameter: click.Parameter, incomplete: str) -> list:
     """Shell completion of CONFIG: the shipped names that start with what was typed, then files."""
     from click.shell_completion import CompletionItem
@@ -206,13 +221,7 @@ def _metrics_path(value: Path | None) -> Path | None:
               help="Run on the CPU or on NVIDIA GPUs (default: a GPU if JAX finds one, else the CPU).")
 @click.option("--num-devices", type=int, metavar="N",
               help="Split each chunk's paths over this many local devices (default: all); results do not depend on it.")
-@click.option("--coordinator", metavar="HOST:PORT",
-              help="Multi-process run: where process 0 listens (auto-detected under SLURM srun).")
-@click.option("--num-processes", type=int, metavar="N",
-              help="Multi-process run: how many processes run this command (auto-detected under SLURM srun; "
-                   "1 turns detection off).")
-@click.option("--process-id", type=int, metavar="I",
-              help="Multi-process run: this process's index, 0 to N-1 (auto-detected under SLURM srun).")
+@_cluster_options
 @click.option("--metrics", type=click.Path(path_type=Path), callback=lambda ctx, param, value: _metrics_path(value),
               help="Write the headline metrics with confidence intervals here: JSON (*.json) or CSV (*.csv).")
 @_set_option
@@ -306,24 +315,34 @@ def check(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--device", metavar=DEVICE_KINDS,
               help="Run the paths on this kind of device (default: JAX's default backend).")
 @click.option("--num-devices", type=int, metavar="N",
-              help="Deal the paths over this many local devices (default: all); results do not depend on it.")
+              help="Split the paths over this many local devices (default: all); results do not depend on it.")
+@_cluster_options
 @_set_option
 @_quiet_option
 def calibrate_command(config: str, out: Path | None, overwrite: bool, netcdf: bool, device: str | None,
-                      num_devices: int | None, overrides: tuple[str, ...], quiet: bool) -> None:
+                      num_devices: int | None, coordinator: str | None, num_processes: int | None,
+                      process_id: int | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Tune the controls in CONFIG's [calibration] section (CMA-ES on the hard rules, then gradient refinement);
     write DIR/trace and DIR/calibrated.toml (a config `stresslab run` accepts as it is).
 
-    CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`)."""
+    CONFIG is a TOML or YAML file, or the name of a shipped config (see `stresslab configs`).
+
+    Paths are split over all local devices. Run the same command in several processes (--coordinator,
+    --num-processes, --process-id, or srun under SLURM) to split them over machines: every process
+    follows the same search, and process 0 writes DIR, identical to a single-process calibration."""
     with _reported():
         source, target = _job_directory(config, out, ".calibration", overwrite)
         _start_jax()
         from stresslab.calibrate import loop as calibration
+        from stresslab.engine import distributed
         from stresslab.io import store
 
+        cluster = distributed.initialize(coordinator, num_processes, process_id)
         with _warnings_as_lines():
             result = calibration.calibrate(source, overrides=overrides, progress=_progress(quiet), device=device,
                                            num_devices=num_devices)
+        if not cluster.leader:
+            return
         target.mkdir(exist_ok=True)
         store.write(result.trace, target / ("trace.nc" if netcdf else "trace.zarr"), overwrite=True)
         _write_whole(target / "calibrated.toml", result.to_toml())

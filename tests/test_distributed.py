@@ -35,12 +35,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_processes(count: int, *args: str | Path, cwd: Path) -> list[subprocess.CompletedProcess]:
-    """``stresslab run ARGS`` in ``count`` processes joined through a coordinator on localhost."""
+CALIBRATION = CONFIG.replace("paths = 300\nchunk_size = 100\n", "chunk_size = 64\n") + """
+[liquidation]
+max_order = 1e6
+
+[calibration]
+paths = 320
+holdout_paths = 192
+generations = 2
+aggregate = "max"
+iterations = 2
+parameters = [{ name = "liquidation.max_order", lower = 1e4, upper = 1e7 }]
+"""
+"""The liquidation engine's order size for both scenarios of the shared config (the worse of the two), on
+320 training paths in slices of 64 (two processes share three groups of slices unevenly), CMA-ES then
+gradient, two steps each."""
+
+
+def _run_processes(count: int, *args: str | Path, cwd: Path, command: str = "run",
+                   extra: tuple[str, ...] = ()) -> list[subprocess.CompletedProcess]:
+    """``stresslab COMMAND ARGS`` in ``count`` processes joined through a coordinator on localhost (the last
+    process with ``extra`` arguments as well)."""
     env = {name: value for name, value in subprocess_env().items() if name not in SLURM}
     coordinator = f"localhost:{_free_port()}"
-    started = [start_stresslab_process("run", *args, "--coordinator", coordinator, "--num-processes", str(count),
-                                       "--process-id", str(i), cwd=cwd, env=env) for i in range(count)]
+    started = [start_stresslab_process(command, *args, *(extra if i == count - 1 else ()), "--coordinator",
+                                       coordinator, "--num-processes", str(count), "--process-id", str(i), cwd=cwd,
+                                       env=env) for i in range(count)]
     done = []
     for process in started:
         stdout, stderr = process.communicate(timeout=600)
@@ -111,6 +131,32 @@ def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
     assert ds.attrs["process_count"] == 1
     xr.testing.assert_identical(without(store.read(out).load(), WHERE_AND_WHEN), without(expected, WHERE_AND_WHEN))
     assert not partial_dir(out).exists()
+
+
+@pytest.mark.slow
+def test_two_processes_calibrate_as_one(tmp_path: Path) -> None:
+    """Calibration split over two processes (each its share of every evaluation's paths, outputs exchanged)
+    follows the single process's search to the same point, trace and held-out objectives."""
+    (tmp_path / "c.toml").write_text(CALIBRATION)
+    expected = stresslab.calibrate(tmp_path / "c.toml")
+    first, second = _run_processes(2, "c.toml", "--out", "two", "--quiet", cwd=tmp_path, command="calibrate")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "held-out objective after" in first.stdout and second.stdout == ""
+    assert (tmp_path / "two" / "calibrated.toml").read_text() == expected.to_toml()
+    trace = store.read(tmp_path / "two" / "trace.zarr").load()
+    assert trace.sizes["iteration"] == 4 and len(set(trace.hard_objective.values)) > 1
+    xr.testing.assert_identical(without(trace, WHERE_AND_WHEN), without(expected.trace, WHERE_AND_WHEN))
+
+
+@pytest.mark.slow
+def test_a_calibration_failing_on_one_process_stops_all(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(CALIBRATION)
+    first, second = _run_processes(2, "c.toml", "--out", "two", "--quiet", cwd=tmp_path, command="calibrate",
+                                   extra=("--set", "calibration.paths=0"))
+    assert second.returncode == 2 and "calibration.paths" in second.stderr, second.stderr
+    assert first.returncode == 2 and first.stderr.startswith("error: process 1: "), first.stderr
+    assert "calibration.paths" in first.stderr and not (tmp_path / "two").exists()
 
 
 def test_spans_are_whole_blocks_that_cover_every_path() -> None:

@@ -26,6 +26,7 @@ from stresslab.calibrate import cmaes, parameters
 from stresslab.calibrate.objective import Group, Problem, evaluator, parts, problem, total
 from stresslab.config.loading import load_config
 from stresslab.config.schema import Config
+from stresslab.engine import distributed
 from stresslab.engine.devices import Devices, select
 from stresslab.engine.runner import precision
 from stresslab.progress import Silent, progress_bar
@@ -95,9 +96,11 @@ def evaluate(prob: Problem, values: Mapping[str, float], *, paths: int, seed: in
 
 
 def evaluate_scenarios(prob: Problem, values: Mapping[str, float], *, paths: int, seed: int,
-                       devices: Devices | None = None) -> tuple[Evaluation, list[Evaluation]]:
-    """The aggregated held-out :class:`Evaluation` and one per scenario (in ``prob.labels`` order)."""
-    ev = evaluator(prob, paths=paths, seed=seed, devices=devices)
+                       devices: Devices | None = None,
+                       messages: distributed.Messages | None = None) -> tuple[Evaluation, list[Evaluation]]:
+    """The aggregated held-out :class:`Evaluation` and one per scenario (in ``prob.labels`` order); the
+    paths split over the processes of ``messages`` when given."""
+    ev = evaluator(prob, paths=paths, seed=seed, devices=devices, messages=messages)
     members = ev.evaluators if isinstance(ev, Group) else (ev,)
     dtype = jnp.dtype(prob.config.simulation.dtype)
     point = jnp.asarray([values[n] for n in prob.names], dtype)
@@ -136,7 +139,11 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
 
     Every evaluation runs through the devices like ``stresslab run``: paths in slices sized to one
     device's memory (or ``simulation.chunk_size``), in groups of one slice on each of ``num_devices``
-    local devices of kind ``device`` (default: all of the default kind), one ``shard_map`` program a group; the numbers do not depend on the device count.
+    local devices of kind ``device`` (default: all of the default kind), one ``shard_map`` program a
+    group. After :func:`stresslab.engine.distributed.initialize`, every process of the run calls
+    ``calibrate`` alike: each simulates a contiguous share of the groups, the per-path outputs are
+    exchanged, and every process follows the same search to the same result. The numbers do not
+    depend on the device or process count.
 
     Returns:
         a :class:`CalibrationResult`: tuned values, the trace (both phases along ``iteration``), held-out
@@ -146,13 +153,25 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
         ConfigError / ValueError: the config or its calibration section is unusable.
         RuntimeWarning (a warning, not an error): the gradient phase stepped back or stopped at non-finite values.
     """
+    messages = distributed.Messages(distributed.current())
+    try:
+        return _calibrate(config, overrides, progress and messages.cluster.leader, select(device, num_devices),
+                          messages)
+    except distributed.PeerError:
+        raise
+    except BaseException as failure:
+        messages.abort(failure)  # the other processes stop with this message
+        raise
+
+
+def _calibrate(config, overrides: Sequence[str], progress: bool, devices: Devices,
+               messages: distributed.Messages) -> CalibrationResult:
     prob = problem(config, overrides)
     cal = prob.calibration
     seed = prob.config.simulation.seed
-    devices = select(device, num_devices)
     with precision(prob.config.simulation.dtype):
         dtype = jnp.dtype(prob.config.simulation.dtype)
-        ev = evaluator(prob, paths=cal.paths, seed=seed, devices=devices)
+        ev = evaluator(prob, paths=cal.paths, seed=seed, devices=devices, messages=messages)
         start = np.array([prob.initial[n] for n in prob.names])
         trace = _Trace(prob.names)
         total_steps = (cal.generations if "cmaes" in cal.method else 0) + (
@@ -168,9 +187,9 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
         values_out = {n: float(v) for n, v in zip(prob.names, best[1], strict=True)}
         holdout = seed + HOLDOUT_SEED_OFFSET
         before, before_each = evaluate_scenarios(prob, prob.initial, paths=cal.holdout_paths, seed=holdout,
-                                                 devices=devices)
+                                                 devices=devices, messages=messages)
         after, after_each = evaluate_scenarios(prob, values_out, paths=cal.holdout_paths, seed=holdout,
-                                               devices=devices)
+                                               devices=devices, messages=messages)
     scenarios = ({label: (b, a) for label, b, a in zip(prob.labels, before_each, after_each, strict=True)}
                  if len(prob.labels) > 1 else {})
     return CalibrationResult(values_out, dict(prob.initial), trace.dataset(prob, before, after), before, after,

@@ -28,6 +28,7 @@ from stresslab.calibrate import parameters
 from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
 from stresslab.engine.devices import PATH_AXIS, Devices, select
+from stresslab.engine.distributed import Cluster, Messages, span
 from stresslab.engine.runner import auto_chunk, per_device, precision
 from stresslab.engine.scan import simulate_chunk
 from stresslab.market import rules
@@ -173,6 +174,10 @@ class Evaluator:
     ``shard_map`` program over the devices (compiled once for all of them), one device as a plain call.
     Memory is bounded by the slice, not by the path count, and since results do not depend on the chunk
     size, nor do they on the device count. The risk measure is taken over all paths on the host.
+
+    With ``messages`` of a multi-process run (``jax.distributed``), each process runs a contiguous share
+    of the groups on its own devices and the per-path outputs are exchanged (``Messages.share``), so
+    every process holds all paths and computes the same objective.
     """
 
     problem: Problem
@@ -181,11 +186,17 @@ class Evaluator:
     paths: int
     seed: int
     devices: Devices
+    messages: Messages | None = None
 
     @property
     def smooth_rules(self) -> rules.Smooth:
         """The relaxed rules, with the trigger shape of ``calibration.relaxation``."""
         return rules.Smooth(trigger=self.problem.calibration.relaxation)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The per-path outputs the objective's terms read (``parts``); only these leave the devices."""
+        return tuple(dict.fromkeys((self.problem.calibration.target, "halted_time", "mean_haircut")))
 
     def slice_size(self, multiplicity: int) -> int:
         """Paths per device and kernel call when each path is simulated ``multiplicity`` times at once
@@ -199,25 +210,31 @@ class Evaluator:
         return per_device(-(-self.paths // groups), count)
 
     def _map(self, kind: str, static: Static, controls: jnp.ndarray, temperature: jnp.ndarray,
-             multiplicity: int) -> list:
-        """``KERNELS[kind]`` over all paths, one part per group of slices (the last may run past ``paths``)."""
+             multiplicity: int) -> tuple[dict[str, np.ndarray], ...]:
+        """``KERNELS[kind]`` over all paths: its outputs (``batch``: per-path outputs; ``tangent``: outputs,
+        tangents), each joined along the last (path) axis over every group, device and process."""
         size, count = self.slice_size(multiplicity), len(self.devices)
         key, names = jax.random.key(self.seed), self.problem.names
+        cluster = Cluster() if self.messages is None else self.messages.cluster
+        start, stop = span(self.paths, size * count, cluster)
         parts = []
-        for first in range(0, self.paths, size * count):
+        for first in range(start, stop, size * count):
             if count == 1:
                 with jax.default_device(self.devices.devices[0]):
-                    parts.append(_on_device(kind, self.params, static, names, controls, temperature, key,
-                                            np.uint32(first), size))
+                    out = _on_device(kind, self.params, static, names, controls, temperature, key,
+                                     np.uint32(first), size)
             else:
                 firsts = first + size * np.arange(count, dtype=np.uint32)
-                parts.append(_on_mesh(kind, self.params, static, names, controls, temperature, key, firsts, size,
-                                      self.devices.mesh))
-        return parts
-
-    def _joined(self, parts, axis: int = -1) -> dict[str, np.ndarray]:
-        joined = {k: np.concatenate([np.asarray(p[k]) for p in parts], axis=axis) for k in parts[0]}
-        return {k: np.moveaxis(np.moveaxis(v, axis, 0)[:self.paths], 0, axis) for k, v in joined.items()}
+                out = _on_mesh(kind, self.params, static, names, controls, temperature, key, firsts, size,
+                               self.devices.mesh)
+            parts.append(out if kind == "tangent" else (out,))
+        local = {f"{i}:{k}": np.concatenate([np.asarray(p[i][k]) for p in parts], axis=-1)
+                 for i in range(len(parts[0]) if parts else 0) for k in self.outputs}
+        shares = [local] if self.messages is None else self.messages.share(local)
+        joined = {k: np.concatenate([s[k] for s in shares if s], axis=-1)[..., :self.paths]
+                  for k in next(s for s in shares if s)}
+        return tuple({k.split(":", 1)[1]: v for k, v in joined.items() if k.startswith(f"{i}:")}
+                     for i in range(2 if kind == "tangent" else 1))
 
     def _t(self, temperature: float | None) -> jnp.ndarray:
         return jnp.asarray(1.0 if temperature is None else temperature, self.params.price.s0.dtype)
@@ -228,8 +245,7 @@ class Evaluator:
         static = self.static.replace(rules=rules.Hard() if temperature is None else self.smooth_rules)
         t = self._t(temperature)
         candidates = jnp.asarray(candidates, self.params.price.s0.dtype)
-        parts = self._map("batch", static, candidates, t, candidates.shape[0])
-        out = self._joined(parts)
+        out, = self._map("batch", static, candidates, t, candidates.shape[0])
         tau = None if temperature is None else t
         return np.asarray(jax.vmap(lambda o: total(self.problem.calibration, o, tau))(out))
 
@@ -242,9 +258,7 @@ class Evaluator:
         then through the risk measure over all paths)."""
         static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
-        parts = self._map("tangent", static, jnp.asarray(values), t, 1 + len(names))
-        out = self._joined([p[0] for p in parts])
-        tangent = self._joined([p[1] for p in parts])
+        out, tangent = self._map("tangent", static, jnp.asarray(values), t, 1 + len(names))
         cal = self.problem.calibration
         value, jac = jax.vmap(lambda dt: jax.jvp(lambda o: total(cal, o, t), (out,), (dt,)))(tangent)
         return value[0], jac
@@ -254,10 +268,8 @@ class Evaluator:
         controls whose tangents are, and the first paths (empty when all are finite)."""
         static, names = self.static.replace(rules=self.smooth_rules), self.problem.names
         t = self._t(temperature)
-        parts = self._map("tangent", static, jnp.asarray(values), t, 1 + len(names))
         target = self.problem.calibration.target
-        out = self._joined([p[0] for p in parts])[target]
-        tangent = self._joined([p[1] for p in parts])[target]
+        out, tangent = (part[target] for part in self._map("tangent", static, jnp.asarray(values), t, 1 + len(names)))
         bad = ~np.isfinite(out) | ~np.all(np.isfinite(tangent), 0)
         if not bad.any():
             return ""
@@ -267,11 +279,11 @@ class Evaluator:
                 + (f", its derivative with respect to {', '.join(controls)}" if controls else ""))
 
     def per_path(self, values: jnp.ndarray) -> dict[str, np.ndarray]:
-        """Hard-rule per-path outputs at ``values`` (for held-out evaluation)."""
+        """Hard-rule per-path ``outputs`` at ``values`` (for held-out evaluation)."""
         static, t = self.static.replace(rules=rules.Hard()), self._t(None)
         candidates = jnp.asarray(values, self.params.price.s0.dtype)[None]
-        parts = self._map("batch", static, candidates, t, 1)
-        return {k: v[0] for k, v in self._joined(parts).items()}
+        out, = self._map("batch", static, candidates, t, 1)
+        return {k: v[0] for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -313,16 +325,18 @@ class Group:
                          zip(found, self.evaluators[0].problem.labels, strict=True) if text)
 
 
-def evaluator(prob: Problem, *, paths: int, seed: int, devices: Devices | None = None) -> Evaluator | Group:
+def evaluator(prob: Problem, *, paths: int, seed: int, devices: Devices | None = None,
+              messages: Messages | None = None) -> Evaluator | Group:
     """Build the kernel inputs of ``prob`` once, for evaluations on ``paths`` paths drawn with ``seed``
-    on ``devices`` (default: all local devices of the default kind). A problem over a sweep gives a
-    :class:`Group` of one evaluator per scenario, each on ``paths`` paths."""
+    on ``devices`` (default: all local devices of the default kind), split over the processes of
+    ``messages`` when given. A problem over a sweep gives a :class:`Group` of one evaluator per
+    scenario, each on ``paths`` paths."""
     devices = devices or select()
     built = []
     for scenario in prob.scenarios or (prob.config,):
         with precision(scenario.simulation.dtype):
             params, static = build(scenario)
-        built.append(Evaluator(replace(prob, config=scenario), params, static, paths, seed, devices))
+        built.append(Evaluator(replace(prob, config=scenario), params, static, paths, seed, devices, messages))
     if len(built) == 1:
         return built[0]
     return Group(tuple(built), prob.calibration.aggregate)

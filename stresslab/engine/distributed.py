@@ -17,12 +17,15 @@ runtime notices the missing heartbeats and stops the others.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jax
+import numpy as np
 
 from stresslab.engine.devices import SettingError
 from stresslab.engine.runner import LANE_PAD
@@ -33,6 +36,8 @@ SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM
 POLL_MS = 1_000
 """While waiting for another process, how often to look for a failure elsewhere, ms (waits are unbounded)."""
 MAX_PORT = 65535
+PIECE_BYTES = 1 << 20
+"""Largest value ``Messages.share`` puts into the key-value store at once, bytes (gRPC limits a message to 4 MiB)."""
 USAGE_ERRORS = (UsageError, FileExistsError)
 """Failures that are the caller's to fix (the command line exits with 2 on every process)."""
 
@@ -168,6 +173,7 @@ class Messages:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.prefix = f"stresslab/run{next(self._runs)}"
+        self._shares = itertools.count()
 
     def send(self, step: str, **info: object) -> None:
         """Tell the others that this process got through ``step``."""
@@ -217,6 +223,44 @@ class Messages:
         """The messages of ``step`` from ``processes`` (default: all), in order."""
         processes = range(self.cluster.count) if processes is None else processes
         return [self.receive(step, process) for process in processes]
+
+
+    def share(self, arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Every process's ``arrays``, in process order (every process calls ``share`` the same number of times).
+
+        The arrays travel through the key-value store in pieces of at most ``PIECE_BYTES``. A process
+        removes its pieces of the exchange before last when it posts the next: every process has read
+        them by then (it posted the last exchange only after reading all of the one before).
+        Raises ``PeerError`` if a process failed.
+        """
+        if self.cluster.count == 1:
+            return [dict(arrays)]
+        index, client = next(self._shares), _client()
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
+        pieces = range(0, len(data), PIECE_BYTES)
+        for i, offset in enumerate(pieces):
+            client.key_value_set_bytes(f"{self._shared(index, self.cluster.process)}/{i}",
+                                       data[offset:offset + PIECE_BYTES])
+        self.send(f"share{index}", pieces=len(pieces))
+        if index >= 2:
+            client.key_value_delete(self._shared(index - 2, self.cluster.process))
+        found = []
+        for process in range(self.cluster.count):
+            if process == self.cluster.process:
+                found.append(dict(arrays))
+                continue
+            count = int(self.receive(f"share{index}", process)["pieces"])
+            data = b"".join(client.blocking_key_value_get_bytes(f"{self._shared(index, process)}/{i}", POLL_MS)
+                            for i in range(count))
+            with np.load(io.BytesIO(data)) as stored:
+                found.append({name: stored[name] for name in stored.files})
+        return found
+
+    def _shared(self, index: int, process: int) -> str:
+        """The key-value directory of ``process``'s arrays in exchange ``index``."""
+        return f"{self.prefix}/shared/{index}/{process}"
 
 
 def _client():
