@@ -48,8 +48,8 @@ iterations = 2
 parameters = [{ name = "liquidation.max_order", lower = 1e4, upper = 1e7 }]
 """
 """The liquidation engine's order size for both scenarios of the shared config (the worse of the two), on
-320 training paths in slices of 64 (two processes share three groups of slices unevenly), CMA-ES then
-gradient, two steps each."""
+320 training paths in slices of 64 (the two processes take 128 and 192 of them, in one and two groups of
+slices on two devices), CMA-ES then gradient, two steps each."""
 
 
 def _run_processes(count: int, *args: str | Path, cwd: Path, command: str = "run",
@@ -135,11 +135,13 @@ def test_one_process_through_the_shared_store_resumes_to_the_same_dataset(
 
 @pytest.mark.slow
 def test_two_processes_calibrate_as_one(tmp_path: Path) -> None:
-    """Calibration split over two processes (each its share of every evaluation's paths, outputs exchanged)
-    follows the single process's search to the same point, trace and held-out objectives."""
+    """Calibration split over two processes (each its share of every evaluation's paths, outputs exchanged),
+    one of them on a single device, follows the single process's search to the same point, trace and
+    held-out objectives."""
     (tmp_path / "c.toml").write_text(CALIBRATION)
     expected = stresslab.calibrate(tmp_path / "c.toml")
-    first, second = _run_processes(2, "c.toml", "--out", "two", "--quiet", cwd=tmp_path, command="calibrate")
+    first, second = _run_processes(2, "c.toml", "--out", "two", "--quiet", cwd=tmp_path, command="calibrate",
+                                   extra=("--num-devices", "1"))
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "held-out objective after" in first.stdout and second.stdout == ""

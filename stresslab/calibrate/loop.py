@@ -141,7 +141,7 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
     device's memory (or ``simulation.chunk_size``), in groups of one slice on each of ``num_devices``
     local devices of kind ``device`` (default: all of the default kind), one ``shard_map`` program a
     group. After :func:`stresslab.engine.distributed.initialize`, every process of the run calls
-    ``calibrate`` alike: each simulates a contiguous share of the groups, the per-path outputs are
+    ``calibrate`` alike: each simulates a contiguous share of the paths, the per-path outputs are
     exchanged, and every process follows the same search to the same result. The numbers do not
     depend on the device or process count.
 

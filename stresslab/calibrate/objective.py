@@ -29,7 +29,7 @@ from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
 from stresslab.engine.devices import PATH_AXIS, Devices, select
 from stresslab.engine.distributed import Cluster, Messages, span
-from stresslab.engine.runner import auto_chunk, per_device, precision
+from stresslab.engine.runner import LANE_PAD, auto_chunk, per_device, precision
 from stresslab.engine.scan import simulate_chunk
 from stresslab.market import rules
 from stresslab.market.model import Params, Static, build
@@ -176,7 +176,7 @@ class Evaluator:
     size, nor do they on the device count. The risk measure is taken over all paths on the host.
 
     With ``messages`` of a multi-process run (``jax.distributed``), each process runs a contiguous share
-    of the groups on its own devices and the per-path outputs are exchanged (``Messages.share``), so
+    of the paths on its own devices and the per-path outputs are exchanged (``Messages.share``), so
     every process holds all paths and computes the same objective.
     """
 
@@ -198,25 +198,30 @@ class Evaluator:
         """The per-path outputs the objective's terms read (``parts``); only these leave the devices."""
         return tuple(dict.fromkeys((self.problem.calibration.target, "halted_time", "mean_haircut")))
 
-    def slice_size(self, multiplicity: int) -> int:
-        """Paths per device and kernel call when each path is simulated ``multiplicity`` times at once
-        (candidates or tangents): the fewest groups of one slice per device that fit, balanced."""
+    def slice_size(self, multiplicity: int, paths: int | None = None) -> int:
+        """Paths per device and kernel call when each of ``paths`` paths (default: all) is simulated
+        ``multiplicity`` times at once (candidates or tangents): the fewest groups of one slice per device
+        that fit, balanced."""
+        paths = self.paths if paths is None else paths
         chunk = self.problem.config.simulation.chunk_size
         if chunk == "auto":
-            chunk = auto_chunk(self.static, self.paths * multiplicity, Devices(self.devices.devices[:1]))
+            chunk = auto_chunk(self.static, paths * multiplicity, Devices(self.devices.devices[:1]))
             chunk = max(1, chunk // multiplicity)
         chunk, count = per_device(chunk, 1), len(self.devices)
-        groups = -(-self.paths // (chunk * count))
-        return per_device(-(-self.paths // groups), count)
+        groups = max(1, -(-paths // (chunk * count)))
+        return per_device(-(-paths // groups), count)
 
     def _map(self, kind: str, static: Static, controls: jnp.ndarray, temperature: jnp.ndarray,
              multiplicity: int) -> tuple[dict[str, np.ndarray], ...]:
         """``KERNELS[kind]`` over all paths: its outputs (``batch``: per-path outputs; ``tangent``: outputs,
-        tangents), each joined along the last (path) axis over every group, device and process."""
-        size, count = self.slice_size(multiplicity), len(self.devices)
+        tangents), each joined along the last (path) axis over every group, device and process.
+
+        Each process takes a contiguous run of whole ``LANE_PAD`` blocks (``span``), the same whatever its
+        devices and memory, and cuts it into its own groups; the last group may run past the run's end."""
         key, names = jax.random.key(self.seed), self.problem.names
         cluster = Cluster() if self.messages is None else self.messages.cluster
-        start, stop = span(self.paths, size * count, cluster)
+        start, stop = span(self.paths, LANE_PAD, cluster)
+        size, count = self.slice_size(multiplicity, stop - start), len(self.devices)
         parts = []
         for first in range(start, stop, size * count):
             if count == 1:
@@ -228,11 +233,10 @@ class Evaluator:
                 out = _on_mesh(kind, self.params, static, names, controls, temperature, key, firsts, size,
                                self.devices.mesh)
             parts.append(out if kind == "tangent" else (out,))
-        local = {f"{i}:{k}": np.concatenate([np.asarray(p[i][k]) for p in parts], axis=-1)
+        local = {f"{i}:{k}": np.concatenate([np.asarray(p[i][k]) for p in parts], axis=-1)[..., :stop - start]
                  for i in range(len(parts[0]) if parts else 0) for k in self.outputs}
         shares = [local] if self.messages is None else self.messages.share(local)
-        joined = {k: np.concatenate([s[k] for s in shares if s], axis=-1)[..., :self.paths]
-                  for k in next(s for s in shares if s)}
+        joined = {k: np.concatenate([s[k] for s in shares if s], axis=-1) for k in next(s for s in shares if s)}
         return tuple({k.split(":", 1)[1]: v for k, v in joined.items() if k.startswith(f"{i}:")}
                      for i in range(2 if kind == "tangent" else 1))
 
