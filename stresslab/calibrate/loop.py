@@ -152,6 +152,7 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
     Raises:
         ConfigError / ValueError: the config or its calibration section is unusable.
         RuntimeWarning (a warning, not an error): the gradient phase stepped back or stopped at non-finite values.
+        PeerError: in a multi-process run, another process failed (the message is its own).
     """
     messages = distributed.Messages(distributed.current())
     try:
@@ -164,8 +165,9 @@ def calibrate(config: str | Path | Mapping[str, Any] | Config, *, overrides: Seq
         raise
 
 
-def _calibrate(config, overrides: Sequence[str], progress: bool, devices: Devices,
-               messages: distributed.Messages) -> CalibrationResult:
+def _calibrate(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str], progress: bool,
+               devices: Devices, messages: distributed.Messages) -> CalibrationResult:
+    """``calibrate`` on ``devices``, its paths split over the processes of ``messages``."""
     prob = problem(config, overrides)
     cal = prob.calibration
     seed = prob.config.simulation.seed
