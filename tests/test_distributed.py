@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,6 +160,33 @@ def test_a_calibration_failing_on_one_process_stops_all(tmp_path: Path) -> None:
     assert second.returncode == 2 and "calibration.paths" in second.stderr, second.stderr
     assert first.returncode == 2 and first.stderr.startswith("error: process 1: "), first.stderr
     assert "calibration.paths" in first.stderr and not (tmp_path / "two").exists()
+
+
+SHARE = """
+import sys
+import numpy as np
+from stresslab.engine import distributed
+cluster = distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+distributed.PIECE_BYTES = 1000  # several pieces per value
+messages = distributed.Messages(cluster)
+for n in range(4):  # the pieces of exchange n - 2 are deleted in exchange n
+    got = messages.share({"a": np.arange(300 * (cluster.process + 1)) + n, "b": np.ones((2, 3)) * cluster.process})
+    assert [g["a"].tolist() for g in got] == [list(range(n, 300 + n)), list(range(n, 600 + n))], n
+    assert [g["b"].tolist() for g in got] == [[[0.0] * 3] * 2, [[1.0] * 3] * 2], n
+got = messages.share({} if cluster.process else {"x": np.zeros(3)})
+assert [sorted(g) for g in got] == [["x"], []]
+print("shared")
+"""
+
+
+def test_arrays_are_shared_whole_across_pieces_and_exchanges(tmp_path: Path) -> None:
+    env = {name: value for name, value in subprocess_env().items() if name not in SLURM}
+    coordinator = f"localhost:{_free_port()}"
+    started = [subprocess.Popen([sys.executable, "-c", SHARE, coordinator, str(i)], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for process in started:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0 and stdout == "shared\n", stderr
 
 
 def test_spans_are_whole_blocks_that_cover_every_path() -> None:
