@@ -84,7 +84,10 @@ def test_2025_10_10_tariff_crash():
     first_leg = (seconds > 50 * 60) & (seconds <= 90 * 60)  # 20:50-21:30 UTC (simulation.start 20:00 UTC)
     increments = ds.sample_liquidation.values
     share = increments[:, first_leg].sum(1) / increments.sum(1)
-    assert np.median(share) > 0.5  # ~70 % reported between 20:50 and 21:30 UTC
+    # ~70 % reported between 20:50 and 21:30 UTC, inside the 5-95 % band of the sample paths (1000 paths, 50 kept:
+    # median 0.79, 0.60-0.99; with the engines at $1bn a minute per venue the median was 0.97 and the band above 0.77)
+    low, high = np.percentile(share, [5, 95])
+    assert low <= 0.70 <= high, (low, high)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
