@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 import stresslab
 from stresslab.engine.keys import path_keys, step_uniforms
-from stresslab.market.model import build, init
+from stresslab.market.model import build, init, n_draws
 from stresslab.market.step import market_step
 
 STEP = jax.jit(market_step, static_argnames="static")
@@ -25,7 +25,7 @@ def kernel_states(raw: dict, n: int = 1, seed: int = 0, smooth: bool = False):
         keys = path_keys(jax.random.key(seed), jnp.uint32(0), n)
         states = [state]
         for t in range(static.grid.n_steps):
-            draws = step_uniforms(keys, jnp.int32(t), static.price.n_draws, jnp.float64)
+            draws = step_uniforms(keys, jnp.int32(t), n_draws(static), jnp.float64)
             state, summary = STEP(params, static, state, summary, jnp.int32(t), draws)
             states.append(state)
     return params, static, states

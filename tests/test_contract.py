@@ -87,6 +87,11 @@ FAMILIES = {
     "momentum": family(momentum={"enabled": True, "capital": 5e6, "threshold": 0.03, "window": "5min",
                                  "speed": 6e7}),
     "dip_buyers": family(dip_buyers={"enabled": True, "capital": 1e7, "threshold": 0.04, "speed": 1.2e8}),
+    "noise_traders": family(venues=TWO_VENUES, noise_traders={"enabled": True, "size": 1e6},
+                            market={"sigma": 0.8, "jumps": {"intensity": 300, "mean": -0.01, "std": 0.02},
+                                    "shocks": [{"type": "gap", "at": "10min", "size": -0.06},
+                                               {"type": "vol_spike", "start": "5min", "duration": "10min",
+                                                "multiplier": 2.0}]}),
 }
 
 

@@ -490,6 +490,16 @@ class DipBuyers(_Model):
     venue: str | None = Field(None, description="venue they buy on (default: the first venue)")
 
 
+class NoiseTraders(_Model):
+    """Noise traders: on every venue, every step, a market order of random sign and size, normal with standard
+    deviation ``size`` (notional, quote currency) for a 1-minute step (scaled by the square root of the step
+    for others), times the volatility spikes live in the step when ``follow_spikes``."""
+
+    enabled: bool = False
+    size: NonNegFloat = Field(0.0, description="standard deviation of one minute's order per venue, quote currency")
+    follow_spikes: bool = Field(True, description="their size is multiplied by the volatility spikes in force")
+
+
 TUNABLE = ("haircuts.base", "haircuts.vol_sensitivity", "haircuts.depth_sensitivity", "haircuts.buffer",
            "liquidation.max_order", "breakers.levels.<i>.drop", "breakers.levels.<i>.halt")
 """Config paths that ``stresslab calibrate`` can tune (``<i>``: a breaker level's index)."""
@@ -637,6 +647,7 @@ class Config(_Model):
     defensive: tuple[Defensive, ...] = ()
     momentum: Momentum = Momentum()
     dip_buyers: DipBuyers = DipBuyers()
+    noise_traders: NoiseTraders = NoiseTraders()
     calibration: Calibration | None = None
     fit: Fit | None = None
 

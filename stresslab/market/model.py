@@ -96,5 +96,5 @@ def record(params: Parts, static: Parts, state: Parts) -> dict[str, jnp.ndarray]
 
 
 def n_draws(static: Parts) -> int:
-    """Uniforms drawn per path and step."""
-    return static.price.n_draws
+    """Uniforms drawn per path and step: the price's, then the noise traders' (``noise_traders.pre_flow``)."""
+    return static.price.n_draws + static.noise_traders.n_draws

@@ -166,10 +166,15 @@ SERIES = (
 )
 
 
+def spike_multiplier(p: PriceParams, t: jnp.ndarray) -> jnp.ndarray:
+    """Product of the volatility spikes' multipliers live in step ``t`` (scalar, 1 when none is)."""
+    live = (t >= p.spike_start) & (t < p.spike_end)
+    return jnp.prod(jnp.where(live, p.spike_mult, 1.0))
+
+
 def sigma_at(p: PriceParams, t: jnp.ndarray) -> jnp.ndarray:
     """Volatility per year in step ``t``, spikes applied (scalar)."""
-    live = (t >= p.spike_start) & (t < p.spike_end)
-    return p.sigma * jnp.prod(jnp.where(live, p.spike_mult, 1.0))
+    return p.sigma * spike_multiplier(p, t)
 
 
 def gap_at(p: PriceParams, t: jnp.ndarray) -> jnp.ndarray:

@@ -6,8 +6,8 @@ share the exogenous fundamental and are linked by arbitrage and the index. A ste
 1. ``open_step``: the fundamental moves (diffusion, jumps, gaps, volatility spikes); books
    recover, market makers withdraw and kill switches pull depth; breakers say which venues
    trade; the haircut and the mark's fixed part are set;
-2. ``pre_flow``: sell programs, arbitrage, volatility/VaR-limited traders, trend followers and
-   dip buyers send their orders (none on halted venues);
+2. ``pre_flow``: sell programs, arbitrage, volatility/VaR-limited traders, trend followers, dip
+   buyers and noise traders send their orders (none on halted venues);
 3. ``margin_check``: margins at the mark; auto-deleveraging of bankrupt cohorts the fund cannot cover;
 4. ``cascade``: intra-step cascade rounds (``clearing.py``) on the venues that trade;
 5. the price band (``Rules.band``): orders beyond it do not execute, then a pause;
@@ -43,6 +43,7 @@ from stresslab.market import (
     haircuts,
     liquidity,
     momentum,
+    noise_traders,
     oracle,
     positions,
     price,
@@ -56,6 +57,7 @@ MECHANISMS = (
     ("dealers", dealers), ("funding", funding), ("arbitrage", arbitrage), ("breakers", breakers),
     ("haircuts", haircuts), ("collateral", collateral), ("oracle", oracle), ("defensive", defensive),
     ("momentum", momentum), ("dip_buyers", dip_buyers),
+    ("noise_traders", noise_traders),
 )
 """The mechanisms this step composes, by the name of their part in ``Params``, ``Static``, the state
 and the summary. A mechanism module has ``build(config, grid) -> (params, static)``; with state,
@@ -113,7 +115,7 @@ def open_step(p: Parts, static: Parts, state: Parts, t: jnp.ndarray, draws: jnp.
     return Opening(y_fund, book, base, depth, y_base, options, trading, rules.open(trading), vol, haircut, mark_fixed)
 
 
-def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray):
+def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray, draws: jnp.ndarray):
     """Phase 2: orders sent before the step's cascade. Returns the step's ``Flow``, what each sell
     program sent (N, P), and the state with the trend followers' and dip buyers' positions updated."""
     program_sent, exogenous = sell_program.due(p.programs, state.programs, t)
@@ -128,6 +130,7 @@ def pre_flow(p: Parts, static: Parts, state: Parts, o: Opening, t: jnp.ndarray):
         units = jnp.where(o.open_[..., None], cut, held)
     exogenous, state = momentum.pre_flow(p, static, state, o, t, exogenous)
     exogenous, state = dip_buyers.pre_flow(p, static, state, o, exogenous)
+    exogenous = noise_traders.pre_flow(p, static, t, draws, exogenous)
     exogenous = static.rules.gate(o.trading, exogenous)
     y_c = state.collateral.y_c
     if static.collateral.pricing is not None:
@@ -327,7 +330,7 @@ def market_step(params: Parts, static: Parts, state: Parts, summary: Parts, t: j
                 ) -> tuple[Parts, Parts]:
     """Advance every path by one step ``t`` (phases in the module docstring); ``draws`` (N, n_draws) uniforms."""
     o = open_step(params, static, state, t, draws)
-    f, program_sent, state = pre_flow(params, static, state, o, t)
+    f, program_sent, state = pre_flow(params, static, state, o, t, draws)
     f, ledger, in_liq, triggers = margin_check(params, static, state, o, f)
     c = cascade(params, static, state, o, f, in_liq, triggers)
     s = settle(params, static, state, o, f, c, ledger)
