@@ -24,6 +24,12 @@ def run(name: str) -> object:
     return stresslab.simulate(HISTORICAL / name, paths=PATHS, seed=0, on_error="warn").isel(scenario=0)
 
 
+def assert_published_inside_band(simulated, published: float) -> None:
+    """The published figure lies inside the simulated 5-95 % band (issue 14's acceptance for the totals)."""
+    low, high = np.percentile(np.asarray(simulated), [5, 95])
+    assert low <= published <= high, (low, published, high)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_2010_05_06_emini_flash_crash():
     minutes = [f"simulation.keep_paths={PATHS}", "simulation.record_points=720"]  # every 5-s step of each path
@@ -63,6 +69,7 @@ def test_2021_05_19_crypto_crash():
     total = ds.liquidated_long + ds.liquidated_short
     assert 0.22 <= float(ds.cascade_depth.median()) <= 0.40  # BTC -30 % intraday
     assert 5e9 <= float(total.median()) <= 13e9  # ~$8.6bn liquidated
+    assert_published_inside_band(total, 8.6e9)  # 1000 paths: 5-95 % $6.3bn-$21bn
     assert float((ds.liquidated_long / total).median()) > 0.85
     assert float((ds.final_price / ds.min_price - 1).median()) > 0.04  # partly retraced
     assert float(ds.recovery_time.median()) < 6 * 3600  # within hours
@@ -73,6 +80,7 @@ def test_2025_10_10_tariff_crash():
     ds = run("2025_10_10_tariff_crash.toml")
     total = ds.liquidated_long + ds.liquidated_short
     assert 12e9 <= float(total.median()) <= 30e9  # ~$19bn in < 24 h
+    assert_published_inside_band(total, 19e9)  # 1000 paths: 5-95 % $15.9bn-$27.7bn
     assert float((ds.liquidated_long / total).median()) > 0.85  # > $17bn of it longs
     assert float(ds.min_depth_ratio.median()) < 0.10  # depth down 90-98 % reported (1000 paths: ~0.09 left)
     assert float((ds.adl_notional > 0).mean()) > 0.5  # ADL fired
