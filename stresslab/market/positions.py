@@ -317,6 +317,21 @@ def _side_sum(x: jnp.ndarray, side: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarr
     return fixed_sum(jnp.where(side > 0, x, 0.0), -1), fixed_sum(jnp.where(side > 0, 0.0, x), -1)
 
 
+def adl_weights(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: jnp.ndarray, fund: jnp.ndarray,
+                price: jnp.ndarray, value: jnp.ndarray | None = None, temperature: jnp.ndarray | float = 0.0
+                ) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The two tests of auto-deleveraging at ``price``: which cohorts of the ADL queue ``queued`` are
+    bankrupt (N, V, C; ``rules.bankrupt``: equity at ``price`` with collateral ``value`` per unit at or below
+    zero) and where the insurance ``fund`` (N, V) falls short of their deficit (N, V; ``rules.fund_short``).
+    Weights in [0, 1], 0 or 1 with the hard rules; ADL acts only where both are above 0."""
+    value = cp.margin_per_unit if value is None else value
+    at_mark = equity(cp, units, price, value)
+    notional = open_notional(cp, units, price)
+    bankrupt = rules.bankrupt(queued, units, at_mark, notional, temperature)
+    deficit = fixed_sum(jnp.where(bankrupt > 0, bankrupt * -at_mark, 0.0), -1)
+    return bankrupt, rules.fund_short(bankrupt, deficit, fund, fixed_sum(bankrupt * notional, -1), temperature)
+
+
 def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: jnp.ndarray, ledger: Ledger,
                     price: jnp.ndarray, value: jnp.ndarray | None = None, reval: jnp.ndarray | float = 0.0,
                     temperature: jnp.ndarray | float = 0.0) -> tuple[jnp.ndarray, Ledger]:
@@ -335,12 +350,8 @@ def auto_deleverage(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: 
         units after ADL (N, C) and the updated ledger.
     """
     value = cp.margin_per_unit if value is None else value
-    at_mark = equity(cp, units, price, value)
-    notional = open_notional(cp, units, price)
-    bankrupt = rules.bankrupt(queued, units, at_mark, notional, temperature)
-    deficit = fixed_sum(jnp.where(bankrupt > 0, bankrupt * -at_mark, 0.0), -1)
-    exhausted = rules.fund_short(bankrupt, deficit, ledger.fund, fixed_sum(bankrupt * notional, -1),
-                                 temperature)[..., None]
+    bankrupt, exhausted = adl_weights(rules, cp, units, queued, ledger.fund, price, value, temperature)
+    exhausted = exhausted[..., None]
     long = cp.side > 0
     bankrupt = exhausted * bankrupt
     pnl = cp.side * (price[..., None] - cp.entry)

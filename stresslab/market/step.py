@@ -64,7 +64,8 @@ and the summary. A mechanism module has ``build(config, grid) -> (params, static
 ``init(params, static, n)``; with online reductions, ``init_summary(params, static, n)``; and the
 ``OUTPUTS``, ``SERIES`` and ``PROBLEMS`` it contributes (``outputs.py``)."""
 ADL_BATCH = 32
-"""Paths per batch of auto-deleveraging: it runs only on the paths with a bankrupt cohort in the queue (compact.py)."""
+"""Paths per batch of auto-deleveraging: it runs only on the paths where it acts, a bankrupt cohort in the queue
+and the fund short of its deficit (compact.py)."""
 FILL_BATCH = 128
 """Paths per batch of liquidation fills: they are booked only on the paths with a fill (compact.py)."""
 FLOOR_SLACK = 1e-6
@@ -155,18 +156,20 @@ def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.
         return f, ledger, in_liq, triggers
     cp = p.positions.cohorts
     can_adl = static.rules.adl_queue(in_liq, o.open_)
-    # ADL looks at the paths with a bankrupt cohort in the queue; it acts where the fund falls short of them
+    # ADL acts where a bankrupt cohort is in the queue and the fund falls short of its deficit: the ranking
+    # (cohorts squared per path) runs only on those paths
     temperature = p.rules.temperature
-    bankrupt = static.rules.bankrupt(can_adl, f.units, positions.equity(cp, f.units, mark0, margin0.value),
-                                     positions.open_notional(cp, f.units, mark0), temperature)
+    bankrupt, short = positions.adl_weights(static.rules, cp, f.units, can_adl, ledger.fund, mark0, margin0.value,
+                                            temperature)
 
     def adl(held, queued, mark, value, reval):
         units, ledger = positions.auto_deleverage(static.rules, cp, held[0], queued, held[1], mark, value, reval,
                                                   temperature)
         return units, ledger, clearing.triggers(p, static, units, held[2].check)
 
-    units, ledger, triggers = compact.on_paths(jnp.any(bankrupt > 0, (-2, -1)), adl, (f.units, ledger, triggers),
-                                               can_adl, mark0, margin0.value, margin0.reval, batch=ADL_BATCH)
+    acts = jnp.any((bankrupt > 0) & (short[..., None] > 0), (-2, -1))
+    units, ledger, triggers = compact.on_paths(acts, adl, (f.units, ledger, triggers), can_adl, mark0, margin0.value,
+                                               margin0.reval, batch=ADL_BATCH)
     return f._replace(units=units), ledger, in_liq, triggers
 
 
