@@ -12,7 +12,7 @@ noisy machine:
   same exogenous random walk (``stresslab.market.price.exogenous_return``) on stresslab's
   generator (``engine/keys.py``) and nothing else;
 - scaling in paths (10^3 to 10^6, a 150-step horizon that includes the shock; a point is
-  skipped when its predicted time exceeds the budget) and in cohorts (12 to 96);
+  skipped when its predicted time exceeds the budget) and in cohorts (12 to 96, the fastest of COHORT_REPEATS runs);
   stresslab's linearity in paths from one ``stresslab run`` of 10^6 paths x 1440 steps against the
   reference's rate;
 - peak resident memory of each implementation in its own process (10^5 paths x 24 calm steps), and of
@@ -80,6 +80,8 @@ CRASH_PATHS = 10**4
 """Paths of the crash-segment comparison (a point of the path scaling)."""
 MEMORY_PATHS = {False: 10**5, True: 10**4}
 """Paths of each implementation's memory run (full, --quick)."""
+COHORT_REPEATS = 3
+"""Runs of each point of the scaling in cohorts; the fastest counts (one run of 0.1-0.4 s resolves about +-10 %)."""
 RUN_PATHS = 10**6
 """Paths of the one ``stresslab run`` whose peak memory is the target (not with --quick)."""
 MEMORY_STEPS = 24
@@ -314,7 +316,7 @@ def scaling_cohorts(args, impls) -> dict:
         for impl in impls:
             _log(f"scaling in cohorts: {impl}, {total} cohorts, {n} paths x {SCALING_STEPS} steps")
             run, compile_s = _runner(impl, cfg, n)
-            seconds = _timed(run, n)
+            seconds = min(_timed(run, n) for _ in range(COHORT_REPEATS))
             points[impl].append({"cohorts": total, "seconds": seconds, "path_steps_per_s": n * SCALING_STEPS / seconds,
                                  "compile_s": compile_s})
     return {"paths": n, "steps": SCALING_STEPS, "points": points}
