@@ -12,7 +12,8 @@ noisy machine:
   same exogenous random walk (``stresslab.market.price.exogenous_return``) on stresslab's
   generator (``engine/keys.py``) and nothing else;
 - scaling in paths (10^3 to 10^6, a 150-step horizon that includes the shock; a point is
-  skipped when its predicted time exceeds the budget) and in cohorts (12 to 96, the fastest of COHORT_REPEATS runs);
+  skipped when its predicted time exceeds the budget) and in cohorts (12 to 96, the fastest of COHORT_REPEATS
+  interleaved runs);
   stresslab's linearity in paths from one ``stresslab run`` of 10^6 paths x 1440 steps against the
   reference's rate;
 - peak resident memory of each implementation in its own process (10^5 paths x 24 calm steps), and of
@@ -80,8 +81,10 @@ CRASH_PATHS = 10**4
 """Paths of the crash-segment comparison (a point of the path scaling)."""
 MEMORY_PATHS = {False: 10**5, True: 10**4}
 """Paths of each implementation's memory run (full, --quick)."""
-COHORT_REPEATS = 3
-"""Runs of each point of the scaling in cohorts; the fastest counts (one run of 0.1-0.4 s resolves about +-10 %)."""
+COHORT_REPEATS = 7
+"""Runs of each point of the scaling in cohorts, interleaved; the fastest counts (one run of 0.1-0.6 s varies by
+about +-20 % on a 2-core machine, and single best-of-5 runs of the growth ranged 1.55-1.72 for stresslab and
+1.33-1.85 for Numba on 7 Dec)."""
 RUN_PATHS = 10**6
 """Paths of the one ``stresslab run`` whose peak memory is the target (not with --quick)."""
 MEMORY_STEPS = 24
@@ -308,18 +311,28 @@ def scaling_paths(args, impls) -> dict:
 
 
 def scaling_cohorts(args, impls) -> dict:
+    """Cost per path-step at 12 to 96 cohorts. Every (cohorts, implementation) point is compiled first, then the
+    points are timed in turn, COHORT_REPEATS times over: a slow spell of the machine falls on every point alike
+    instead of on one. Each point keeps its fastest run (``seconds``) and the median of its runs."""
     totals = [12, 48] if args.quick else [12, 24, 48, 96]
     n = 512 if args.quick else 2048
-    points = {impl: [] for impl in impls}
+    runners = {}
     for total in totals:
         cfg = scenario.config(steps=SCALING_STEPS, overrides=_cohort_overrides(total))
         for impl in impls:
-            _log(f"scaling in cohorts: {impl}, {total} cohorts, {n} paths x {SCALING_STEPS} steps")
-            run, compile_s = _runner(impl, cfg, n)
-            seconds = min(_timed(run, n) for _ in range(COHORT_REPEATS))
-            points[impl].append({"cohorts": total, "seconds": seconds, "path_steps_per_s": n * SCALING_STEPS / seconds,
-                                 "compile_s": compile_s})
-    return {"paths": n, "steps": SCALING_STEPS, "points": points}
+            _log(f"scaling in cohorts: compiling {impl}, {total} cohorts, {n} paths x {SCALING_STEPS} steps")
+            runners[total, impl] = _runner(impl, cfg, n)
+    runs = {point: [] for point in runners}
+    for repeat in range(COHORT_REPEATS):
+        _log(f"scaling in cohorts: run {repeat + 1} of {COHORT_REPEATS} of every point")
+        for point, (run, _) in runners.items():
+            runs[point].append(_timed(run, n))
+    points = {impl: [] for impl in impls}
+    for (total, impl), seconds in runs.items():
+        points[impl].append({"cohorts": total, "seconds": min(seconds), "median_seconds": float(np.median(seconds)),
+                             "path_steps_per_s": n * SCALING_STEPS / min(seconds),
+                             "compile_s": runners[total, impl][1]})
+    return {"paths": n, "steps": SCALING_STEPS, "repeats": COHORT_REPEATS, "points": points}
 
 
 def _child(args) -> None:
@@ -335,13 +348,17 @@ def _child(args) -> None:
 
 
 def _measure_child(argv: list[str]) -> tuple[float, float, str]:
-    """Run ``argv`` in a fresh process; (wall seconds, peak RSS in MB of the largest process it ran, stdout)."""
+    """Run ``argv`` in a fresh process; (wall seconds, peak RSS in MB of the largest process it ran, stdout).
+    Without the cache of compiled kernels (``STRESSLAB_COMPILE_CACHE=off``): a first run's compile and memory
+    are what is measured (``benchmarks/compile_cache.py`` measures what the cache saves a repeated run)."""
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr[-4000:]); "
                "print('@@', time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
                "sys.exit(r.returncode)")
-    done = subprocess.run([sys.executable, "-c", wrapper, *argv], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env["STRESSLAB_COMPILE_CACHE"] = "off"
+    done = subprocess.run([sys.executable, "-c", wrapper, *argv], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
     last = [line for line in done.stdout.splitlines() if line.startswith("@@")][-1].split()

@@ -34,6 +34,7 @@ _PUBLIC = {
     "run_to": "stresslab.api",
     "simulate": "stresslab.api",
     "simulate_distributed": "stresslab.api",
+    "use_compile_cache": "stresslab.engine.compile_cache",
     "use_cpu_cores": "stresslab.engine.devices",
 }
 """Public name -> the module that defines it."""
@@ -42,13 +43,14 @@ ACCESSOR = "stresslab.accessor"
 
 __all__ = ["Config", "ConfigError", "RunSettings", "ScenarioSet", "StresslabError", "calibrate", "compare", "facts",
            "fit", "headline", "initialize", "load_config", "objective", "read", "run_to", "simulate",
-           "simulate_distributed", "use_cpu_cores", "write_metrics", "__version__"]
+           "simulate_distributed", "use_compile_cache", "use_cpu_cores", "write_metrics", "__version__"]
 
 if TYPE_CHECKING:
     from stresslab.api import RunSettings, run_to, simulate, simulate_distributed
     from stresslab.calibrate import calibrate, objective
     from stresslab.config.loading import ConfigError, ScenarioSet, load_config
     from stresslab.config.schema import Config
+    from stresslab.engine.compile_cache import use_compile_cache
     from stresslab.engine.devices import use_cpu_cores
     from stresslab.engine.distributed import initialize
     from stresslab.errors import StresslabError

@@ -109,17 +109,20 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def _start_jax() -> None:
-    """Give JAX one CPU device per usable core (``STRESSLAB_CPU_DEVICES`` overrides), before it starts.
+    """Give JAX one CPU device per usable core (``STRESSLAB_CPU_DEVICES`` overrides) and keep compiled kernels
+    on disk (``STRESSLAB_COMPILE_CACHE``: a directory, or ``off``), before it starts.
 
     Only where this command imports JAX first: a program that calls ``main`` with JAX already
-    imported (a test, a notebook) keeps the devices it set up.
+    imported (a test, a notebook) keeps the devices and the cache it set up.
     """
     if "jax" in sys.modules:
         return
+    from stresslab.engine.compile_cache import use_compile_cache
     from stresslab.engine.devices import use_cpu_cores
 
     with _warnings_as_lines():
         use_cpu_cores()
+        use_compile_cache()
 
 
 def _config_file(config: str) -> Path:

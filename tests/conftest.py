@@ -16,9 +16,13 @@ from pathlib import Path
 # One persistent XLA compilation cache for the whole test session: the xdist workers and the child processes
 # (CLI, resume, devices, notebooks) compile the same kernels again and again. Set before JAX is imported;
 # a compiled program is keyed by its HLO, so the cache changes no number. A developer's own setting wins.
-CACHE = Path(tempfile.gettempdir()) / f"stresslab-tests-xla-{os.getuid()}"
+CACHE = Path(tempfile.gettempdir()) / f"stresslab-tests-xla-bounded-{os.getuid()}"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# A bound makes JAX lock the directory around every read and write (filelock), so that one process never
+# loads a kernel another is still writing. (Its eviction needs the last-use file that only a bounded cache
+# writes, hence a directory of its own.)
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 1024**3))
 # One CPU device per test process: each device compiles its own copy of a kernel, and the two xdist workers
 # already use both cores. The tests of several devices start child processes with their own device count.
 os.environ.setdefault("STRESSLAB_CPU_DEVICES", "1")
