@@ -101,7 +101,7 @@ def test_a_directory_that_cannot_be_made_warns_and_runs_without(tmp_path, monkey
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv(CACHE_ENV, str(blocker / "kernels"))
-    with pytest.warns(RuntimeWarning, match=rf"compiled kernels are not cached: cannot create {blocker / 'kernels'}"
+    with pytest.warns(RuntimeWarning, match=rf"compiled kernels are not cached: cannot use {blocker / 'kernels'}"
                                              rf" .*set {CACHE_ENV} to a writable directory, or to 'off'"):
         assert use_compile_cache() is None
     assert not jax.config.jax_compilation_cache_dir

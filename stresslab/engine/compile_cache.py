@@ -23,8 +23,6 @@ CACHE_ENV = "STRESSLAB_COMPILE_CACHE"
 """Environment variable: the cache directory, or one of OFF to run without a cache."""
 OFF = ("0", "off", "false", "no", "none")
 """Values of CACHE_ENV that turn the cache off (any case)."""
-JAX_ENV = "JAX_COMPILATION_CACHE_DIR"
-"""JAX's own setting of the directory: where it is set (or ``jax_compilation_cache_dir``), it is used as it is."""
 MAX_BYTES = 2 * 1024**3
 """Size of the cache beyond which the least recently used kernels are evicted (one kernel takes 0.2-2 MB)."""
 MIN_COMPILE_SECONDS = 1.0
@@ -49,7 +47,7 @@ def use_compile_cache() -> Path | None:
 
     Leaves JAX alone where its own cache directory is already set (``JAX_COMPILATION_CACHE_DIR`` or
     ``jax_compilation_cache_dir``) and returns that; returns None where CACHE_ENV turns the cache off or the
-    directory cannot be created (a warning says why: a run never fails for want of a cache).
+    directory cannot be created or written (a warning says why: a run never fails for want of a cache).
     Works before or after JAX starts computing; takes effect for programs compiled afterwards.
 
     Returns:
@@ -65,8 +63,11 @@ def use_compile_cache() -> Path | None:
         return None
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        problem = None if os.access(directory, os.W_OK | os.X_OK) else "not writable"
     except OSError as err:
-        warnings.warn(f"compiled kernels are not cached: cannot create {directory} ({err.strerror}); set "
+        problem = err.strerror
+    if problem is not None:
+        warnings.warn(f"compiled kernels are not cached: cannot use {directory} ({problem}); set "
                       f"{CACHE_ENV} to a writable directory, or to 'off'", RuntimeWarning, stacklevel=2)
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
