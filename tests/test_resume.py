@@ -14,11 +14,14 @@ from helpers import start_stresslab_process
 
 pytestmark = pytest.mark.slow  # every test runs `python -m stresslab.cli` in child processes
 
+# 375 chunks: with its kernel loaded from the compile cache a run writes about 100 chunks a second here, so
+# the run must last a few seconds past its first chunks for a busy test process to interrupt it in time
+# (with 12000 paths a loaded CI machine once saw the run finish before its Ctrl-C arrived).
 CONFIG = """
 [simulation]
 horizon = "2h"
 dt = "1min"
-paths = 12000
+paths = 48000
 chunk_size = 128
 record_points = 20
 
