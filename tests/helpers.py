@@ -163,9 +163,17 @@ def invoke(*args: str | Path, catch_exceptions: bool = True) -> Result:
     return CliRunner().invoke(_cli.main, [str(a) for a in args], catch_exceptions=catch_exceptions)
 
 
-def cli_command(*args: str | Path) -> list[str]:
-    """The argv of ``python -m stresslab.cli ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "stresslab.cli", *map(str, args)]
+INTERRUPTIBLE = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "sys.argv[0] = 'stresslab'; runpy.run_module('stresslab.cli', run_name='__main__')")
+"""``python -m stresslab.cli`` with Ctrl-C turned back on: a test run from a background job (``cmd &`` in a
+script, as CI may be) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+
+
+def cli_command(*args: str | Path, interruptible: bool = False) -> list[str]:
+    """The argv of ``python -m stresslab.cli ARGS`` with this interpreter (``interruptible``: with SIGINT's
+    default handler restored first, :data:`INTERRUPTIBLE`)."""
+    start = ["-c", INTERRUPTIBLE] if interruptible else ["-m", "stresslab.cli"]
+    return [sys.executable, *start, *map(str, args)]
 
 
 def stresslab_process(*args: str | Path, cwd: Path | None = None, timeout: float = 600,
@@ -180,8 +188,10 @@ CliProcess = Callable[..., subprocess.CompletedProcess]
 """The type of the ``cli_process`` fixture (:func:`stresslab_process`)."""
 
 
-def start_stresslab_process(*args: str | Path, cwd: Path | None = None,
-                            env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m stresslab.cli ARGS`` started in a child process of this checkout (text pipes)."""
-    return subprocess.Popen(cli_command(*args), cwd=cwd, env=env if env is not None else subprocess_env(),
+def start_stresslab_process(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+                            interruptible: bool = False) -> subprocess.Popen:
+    """``python -m stresslab.cli ARGS`` started in a child process of this checkout (text pipes;
+    ``interruptible``: it raises KeyboardInterrupt on SIGINT even where this process ignores SIGINT)."""
+    return subprocess.Popen(cli_command(*args, interruptible=interruptible), cwd=cwd,
+                            env=env if env is not None else subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import start_stresslab_process, subprocess_env
+from helpers import start_stresslab_process
 
 pytestmark = pytest.mark.slow  # every test runs `python -m stresslab.cli` in child processes
 
@@ -77,17 +76,9 @@ def test_kill_9_then_resume_gives_the_identical_dataset(cli_process, reference):
         k: v for k, v in expected.attrs.items() if k not in when}
 
 
-INTERRUPTIBLE = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                 "sys.argv[0] = 'stresslab'; runpy.run_module('stresslab.cli', run_name='__main__')")
-"""``python -m stresslab.cli`` with Ctrl-C turned back on: a test run from a background job (``cmd &`` in a
-script, as CI may be) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
-
-
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(cli_process, reference):
     work, expected = reference
-    process = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, "run", "c.toml", "--out", "interrupted.nc"],
-                               cwd=work, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = start_stresslab_process("run", "c.toml", "--out", "interrupted.nc", cwd=work, interruptible=True)
     wait_for_chunks(work / "interrupted.nc.partial", 2, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
