@@ -229,3 +229,25 @@ def test_the_ramp_is_one_sided_monotone_and_twice_smooth(z):
     slope = np.asarray(jax.vmap(jax.grad(ramp))(jnp.asarray(z)))
     curvature = np.asarray(jax.vmap(jax.grad(jax.grad(ramp)))(jnp.asarray(z)))
     assert slope.max() == pytest.approx(1.875) and abs(slope[z == 0]).max() == 0 and abs(curvature[z == 1]).max() < 1e-9
+
+
+@pytest.mark.parametrize("rules,temperature", [(HARD, 0.0), (Smooth(), 0.01), (Smooth(), 0.001)])
+def test_adl_candidates_hold_every_path_where_adl_acts(rules, temperature):
+    """``positions.adl_candidates`` (no sum over cohorts) is what the step runs ADL's fund test on: every
+    path where ``adl_weights`` says ADL acts must be a candidate, for the hard and the smooth rules. Random
+    books (400 paths x 2 venues x 6 cohorts): the candidates must also include paths where the fund covers
+    the deficit (so the test is not vacuous) and leave out paths with no bankrupt queued cohort."""
+    rng = np.random.default_rng(5)
+    n, v, c = 400, 2, 6
+    cp = cohorts([1, 1, 1, -1, -1, -1], [2, 10, 50, 3, 20, 100], [100.0] * 6, [4.0, 3.0, 2.0, 3.0, 2.0, 1.0])
+    units = jnp.asarray(rng.uniform(0.0, 4.0, (n, v, c)) * (rng.uniform(size=(n, v, c)) > 0.2))
+    queued = jnp.asarray((rng.uniform(size=(n, v, c)) > 0.5).astype(float) * rng.uniform(0.5, 1.0, (n, v, c)))
+    queued = queued > 0.5 if rules is HARD else queued
+    mark = jnp.asarray(rng.uniform(95.0, 105.0, (n, v)))
+    fund = jnp.asarray(rng.uniform(0.0, 3.0, (n, v)))
+    value = cp.margin_per_unit * jnp.asarray(rng.uniform(0.5, 1.0, (n, v, c)))
+    bankrupt, short = positions.adl_weights(rules, cp, units, queued, fund, mark, value, temperature)
+    acts = np.asarray(jnp.any((bankrupt > 0) & (short[..., None] > 0), (-2, -1)))
+    candidates = np.asarray(positions.adl_candidates(cp, units, queued, mark, value))
+    assert acts.any() and not np.any(acts & ~candidates)
+    assert np.any(candidates & ~acts) and not candidates.all()

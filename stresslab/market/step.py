@@ -156,18 +156,23 @@ def margin_check(p: Parts, static: Parts, state: Parts, o: Opening, f: clearing.
         return f, ledger, in_liq, triggers
     cp = p.positions.cohorts
     can_adl = static.rules.adl_queue(in_liq, o.open_)
-    # ADL acts where a bankrupt cohort is in the queue and the fund falls short of its deficit: the ranking
-    # (cohorts squared per path) runs only on those paths
+    # ADL acts where a bankrupt cohort is in the queue and the fund falls short of its deficit. The fund test
+    # sums over cohorts, so it runs only on the paths with a bankrupt cohort in the queue (positions.adl_candidates),
+    # and the ranking (cohorts squared per path) only on those where it acts.
     temperature = p.rules.temperature
-    bankrupt, short = positions.adl_weights(static.rules, cp, f.units, can_adl, ledger.fund, mark0, margin0.value,
-                                            temperature)
+
+    def acts_on(_, units, queued, fund, mark, value):
+        bankrupt, short = positions.adl_weights(static.rules, cp, units, queued, fund, mark, value, temperature)
+        return jnp.any((bankrupt > 0) & (short[..., None] > 0), (-2, -1))
 
     def adl(held, queued, mark, value, reval):
         units, ledger = positions.auto_deleverage(static.rules, cp, held[0], queued, held[1], mark, value, reval,
                                                   temperature)
         return units, ledger, clearing.triggers(p, static, units, held[2].check)
 
-    acts = jnp.any((bankrupt > 0) & (short[..., None] > 0), (-2, -1))
+    candidates = positions.adl_candidates(cp, f.units, can_adl, mark0, margin0.value)
+    acts = compact.on_paths(candidates, acts_on, jnp.zeros_like(candidates), f.units, can_adl, ledger.fund, mark0,
+                            margin0.value, batch=ADL_BATCH)
     units, ledger, triggers = compact.on_paths(acts, adl, (f.units, ledger, triggers), can_adl, mark0, margin0.value,
                                                margin0.reval, batch=ADL_BATCH)
     return f._replace(units=units), ledger, in_liq, triggers
