@@ -50,3 +50,38 @@ def test_a_linearly_converging_sequence_does_not_stop_early():
     moves = 0.5 ** np.arange(1, 30)
     done = rules.quadratic_done(jnp.asarray(moves[1:]), jnp.asarray(moves[:-1]), jnp.asarray(limit))
     assert not np.any(np.asarray(done))
+
+
+def test_the_first_queue_is_the_queue_bit_for_bit():
+    """``clearing.first_queue`` takes the sums over cohorts only on paths with something queued and fills the
+    others from the cohorts' sides alone: every field equals ``clearing.queue``'s bit for bit, the sign of a
+    zero included (venue 1 holds only short cohorts, whose empty queue sums to -0.0). 300 paths (three
+    batches), 2 venues, 5 cohorts, 3 defensive populations; a third of the paths queue nothing, some queue
+    cohorts without units or stop populations without a position, a quarter hold only small positions."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(11)
+    n, v, c, d = 300, 2, 5, 3
+    side = jnp.asarray([[1.0, 1.0, -1.0, 1.0, -1.0], [-1.0] * c])
+    params = SimpleNamespace(
+        positions=SimpleNamespace(cohorts=SimpleNamespace(side=side, margin_per_unit=jnp.asarray(
+            rng.uniform(1.0, 50.0, (v, c))))),
+        collateral=SimpleNamespace(share=jnp.asarray(0.3)),
+        defensive=SimpleNamespace(side=jnp.asarray([[1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]])))
+    units = rng.uniform(0.0, 5.0, (n, v, c)) * (rng.uniform(size=(n, v, c)) > 0.3)
+    in_liq = (rng.uniform(size=(n, v, c)) > 0.6) * rng.choice([1.0, 0.37], (n, v, c))
+    defensive_units = rng.uniform(0.0, 3.0, (n, v, d)) * (rng.uniform(size=(n, v, d)) > 0.3)
+    stopped = rng.uniform(size=(n, v, d)) > 0.7
+    units[rng.uniform(size=n) < 1 / 4] *= 1e-3  # small positions: a path needs the sums for any unit queued
+    idle = rng.uniform(size=n) < 1 / 3
+    in_liq[idle], stopped[idle] = 0.0, False
+    fields = dict.fromkeys(clearing.Flow._fields)
+    fields.update(y_base=jnp.zeros((n, v)), units=jnp.asarray(units), defensive_units=jnp.asarray(defensive_units))
+    f = clearing.Flow(**fields)
+    want, got = (jax.jit(lambda f, liq, stop, fn=fn: fn(params, f, liq, stop))(f, jnp.asarray(in_liq),
+                                                                             jnp.asarray(stopped))
+                 for fn in (clearing.queue, clearing.first_queue))  # compiled, as in the kernel
+    for name, w, g in zip(clearing.Queue._fields, want, got, strict=True):
+        w, g = np.asarray(w), np.asarray(g)
+        assert np.array_equal(w, g) and np.array_equal(np.signbit(w), np.signbit(g)), name
+    assert np.signbit(np.asarray(want.net_units)[idle, 1]).all()  # the case that a plain 0.0 would get wrong

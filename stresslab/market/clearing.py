@@ -55,6 +55,8 @@ MODEL_ITERATIONS = 6
 """Newton iterations on the options book's cubic model in the short path (``clear``; 0: no short path)."""
 MODEL_SHARE = 0.5
 """The short path's root is taken where its error bound is at most this share of the Newton tolerance."""
+QUEUE_BATCH = 128
+"""Paths per batch of the sums over cohorts of the step's first queue (``first_queue``)."""
 ROUND_BATCH = 128
 """Paths per batch of the cascade rounds after the first (``cascade``)."""
 HEDGE_BATCH = 128
@@ -136,6 +138,29 @@ def queue(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Queue:
     return Queue(fixed_sum(cp.side * queued, -1), fixed_sum(queued, -1),
                  fixed_sum(queued * cp.margin_per_unit * params.collateral.share, -1),
                  fixed_sum(params.defensive.side * stops, -1))
+
+
+def first_queue(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Queue:
+    """``queue`` at the start of a step's cascade, its sums over cohorts taken only on the paths where some
+    cohort or defensive population is queued with a position (QUEUE_BATCH paths at a time, ``compact.on_paths``).
+
+    On the other paths every summand is a zero, whose sum the order-fixed tree gives from the cohorts' sides
+    alone; it is taken once, without a path axis, so the result is ``queue``'s bit for bit. A float sum over
+    the cohort axis costs several times an elementwise pass over it on a CPU, and in most steps few paths
+    have anything queued."""
+    n, v = f.y_base.shape
+    idle = queue(params, f._replace(units=jnp.zeros((1,) + f.units.shape[1:], f.units.dtype),
+                                     defensive_units=jnp.zeros((1,) + f.defensive_units.shape[1:],
+                                                               f.defensive_units.dtype)),
+                 jnp.zeros((1,) + in_liq.shape[1:], in_liq.dtype), jnp.zeros((1,) + stopped.shape[1:], bool))
+    need = (jnp.any((in_liq != 0) & (f.units != 0), (-2, -1))
+            | jnp.any(stopped & (f.defensive_units != 0), (-2, -1)))
+
+    def sums(_, f, in_liq, stopped):
+        return queue(params, f, in_liq, stopped)
+
+    return compact.on_paths(need, sums, Queue(*(jnp.broadcast_to(x, (n, v)) for x in idle)),
+                            f._replace(options=None), in_liq, stopped, batch=QUEUE_BATCH)
 
 
 def margin(params, static, f: Flow, y_c: jnp.ndarray) -> Margin:
@@ -367,11 +392,13 @@ class Rounds(NamedTuple):
     modelled: jnp.ndarray
 
 
-def cascade_round(params, static, f: Flow, fixed: positions.Triggers | None, r: Rounds) -> Rounds:
-    """One cascade round where ``r.active``: clear the flow of the cohorts queued so far, then queue those that
-    trigger at the new price. Paths where it is not active keep their state bit for bit."""
+def cascade_round(params, static, f: Flow, fixed: positions.Triggers | None, r: Rounds,
+                  new_queue: Queue | None = None) -> Rounds:
+    """One cascade round where ``r.active``: clear the flow of the cohorts queued so far (``new_queue``, when
+    given, is their ``queue``), then queue those that trigger at the new price. Paths where it is not active
+    keep their state bit for bit."""
     active = r.active
-    new_queue = queue(params, f, r.queued, r.stops)
+    new_queue = queue(params, f, r.queued, r.stops) if new_queue is None else new_queue
     solved = clear(params, static, f, new_queue, r.y)
     y = jnp.where(active, solved.y, r.y)
     q = Queue(*(jnp.where(active, new, old) for new, old in zip(new_queue, r.queue, strict=True)))
@@ -412,7 +439,8 @@ def cascade(params, static, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray, 
     zeros = jnp.zeros_like(f.y_base)
     local = dealers.Local(*(zeros,) * len(dealers.Local._fields)) if short_path(static) else None
     r = cascade_round(params, static, f, fixed, Rounds(f.y_base, in_liq, Queue(zeros, zeros, zeros, zeros), in_liq,
-                                                       stopped, zeros, active, local, jnp.zeros_like(active)))
+                                                       stopped, zeros, active, local, jnp.zeros_like(active)),
+                      first_queue(params, f, in_liq, stopped))
     options = f.options  # the options book's terms have no path axis: they are not gathered by path
 
     def more(r, f, fixed):
