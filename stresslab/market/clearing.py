@@ -144,8 +144,9 @@ def first_queue(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Q
     """``queue`` at the start of a step's cascade, its sums over cohorts taken only on the paths where some
     cohort or defensive population is queued with a position (QUEUE_BATCH paths at a time, ``compact.on_paths``).
 
-    On the other paths every summand is a zero, whose sum the order-fixed tree gives from the cohorts' sides
-    alone; it is taken once, without a path axis, so the result is ``queue``'s bit for bit. A float sum over
+    On the other paths every summand is a zero (weights and units are finite and at least 0), whose sum the
+    order-fixed tree gives from the cohorts' sides alone; it is taken once, without a path axis, so the
+    result is ``queue``'s bit for bit. A float sum over
     the cohort axis costs several times an elementwise pass over it on a CPU, and in most steps few paths
     have anything queued."""
     n, v = f.y_base.shape

@@ -333,11 +333,12 @@ def adl_weights(rules: Rules, cp: CohortParams, units: jnp.ndarray, queued: jnp.
 
 
 def adl_candidates(cp: CohortParams, units: jnp.ndarray, queued: jnp.ndarray, price: jnp.ndarray,
-                   value: jnp.ndarray) -> jnp.ndarray:
+                   value: jnp.ndarray | None = None) -> jnp.ndarray:
     """Paths where auto-deleveraging may act (N,) bool: a cohort of the ADL queue ``queued`` holding units at
-    or below zero equity at ``price`` (collateral ``value`` per unit). Both rule sets' ``bankrupt`` are 0
-    elsewhere, so ADL acts only on these paths. The test needs no sum over cohorts; ``adl_weights``'s fund
-    test does, and run on every path those sums cost about 9 % of the reference day on a 2-core CPU."""
+    or below zero equity at ``price`` (collateral ``value`` per unit; default: as posted). Both rule sets'
+    ``bankrupt`` are 0 elsewhere, so ADL acts only on these paths. The test needs no sum over cohorts;
+    ``adl_weights``'s fund test does, and run on every path those sums cost about 9 % of the reference day
+    on a 2-core CPU."""
     return jnp.any((queued > 0) & (units > 0) & (equity(cp, units, price, value) <= 0.0), (-2, -1))
 
 
