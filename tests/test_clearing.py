@@ -1,4 +1,5 @@
-"""The clearing solver's stopping rule: a Newton iteration stops once two steps show quadratic convergence."""
+"""The clearing solver's stopping rule (a Newton iteration stops once two steps show quadratic convergence), and
+the step's first queue taken on the queued paths only (``clearing.first_queue``)."""
 
 from __future__ import annotations
 

@@ -146,9 +146,8 @@ def first_queue(params, f: Flow, in_liq: jnp.ndarray, stopped: jnp.ndarray) -> Q
 
     On the other paths every summand is a zero (weights and units are finite and at least 0), whose sum the
     order-fixed tree gives from the cohorts' sides alone; it is taken once, without a path axis, so the
-    result is ``queue``'s bit for bit. A float sum over
-    the cohort axis costs several times an elementwise pass over it on a CPU, and in most steps few paths
-    have anything queued."""
+    result is ``queue``'s bit for bit. A float sum over the cohort axis costs several times an elementwise
+    pass over it on a CPU, and in most steps few paths have anything queued."""
     n, v = f.y_base.shape
     idle = queue(params, f._replace(units=jnp.zeros((1,) + f.units.shape[1:], f.units.dtype),
                                      defensive_units=jnp.zeros((1,) + f.defensive_units.shape[1:],
