@@ -1,0 +1,46 @@
+"""``benchmarks/profile_step.py``: the reference scenario's kernels, timed by JAX's profiler, charged to the step's
+phases through the optimised module's stack frames; every share adds up and bad arguments are usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # a child process compiles the reference kernel
+
+SCRIPT = Path(__file__).parent.parent / "benchmarks" / "profile_step.py"
+PHASES = {"open_step", "pre_flow", "margin_check", "cascade", "settle", "after_trade", "observe"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STRESSLAB_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_the_profile_charges_the_step_phases_and_its_shares_add_up(tmp_path):
+    out = tmp_path / "profile.json"
+    done = _run("--paths", "128", "--steps", "125", "--top", "5", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert (result["paths"], result["steps"], result["devices"]) == (128, 125, 1)
+    assert not result["capped"] and result["events"] > 0
+    phases = {row["phase"]: row for row in result["phases"]}
+    assert PHASES <= set(phases), sorted(phases)  # every phase of the step ran kernels (the gap at 2 h cascades)
+    assert abs(sum(row["share"] for row in result["phases"]) - 1.0) < 1e-9
+    assert abs(sum(row["ms"] for row in result["phases"]) - result["total_ms"]) < 1e-6 * result["total_ms"]
+    assert phases["cascade"]["share"] > 0.05 and phases["cascade"]["kernels_per_device_step"] >= 1
+    kernels = sum(row["kernels_per_device_step"] for row in result["phases"])
+    assert kernels == pytest.approx(result["kernels_per_device_step"])
+    assert {row["phase"] for row in result["sources"]} <= set(phases)
+    assert "by phase" in done.stdout and "kernels per device and step" in done.stdout
+
+
+def test_a_bad_argument_is_a_usage_error():
+    done = _run("--paths", "0")
+    assert done.returncode == 2
+    assert "--paths, --steps, --depth and --top must be at least 1" in done.stderr
