@@ -26,12 +26,14 @@ run that reaches that many is reported, and ``--steps`` or fewer devices keep it
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import glob
 import gzip
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 DUMP = tempfile.mkdtemp(prefix="stresslab-profile-hlo-")
+atexit.register(shutil.rmtree, DUMP, True)  # the module's text and its kernels' LLVM IR: tens of MB
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text"
                            " --xla_dump_hlo_module_re=.*(_sharded_chunk|simulate_chunk).*").strip()
 os.environ["STRESSLAB_COMPILE_CACHE"] = "off"  # a cached executable is not compiled again, so nothing is dumped
@@ -156,6 +159,7 @@ def profile(paths: int, steps: int, depth: int) -> dict:
     cfg = scenario.config(steps=steps)
     runner = bench.Stresslab(cfg, paths)  # compiles and runs twice
     trace_dir = tempfile.mkdtemp(prefix="stresslab-profile-trace-")
+    atexit.register(shutil.rmtree, trace_dir, True)
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
         start = time.perf_counter()
         runner(paths)
@@ -163,8 +167,7 @@ def profile(paths: int, steps: int, depth: int) -> dict:
     traces = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
     modules = sorted(glob.glob(os.path.join(DUMP, "*chunk*after_optimizations.txt")))  # the kernel's program
     if not traces or not modules:
-        raise SystemExit("profile_step: the profiler wrote no trace or XLA dumped no module "
-                         f"(trace dir {trace_dir}, dump dir {DUMP})")
+        raise SystemExit("profile_step: the profiler wrote no trace or XLA dumped no module of the kernel")
     with gzip.open(traces[0]) as fh:
         trace = json.load(fh)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace

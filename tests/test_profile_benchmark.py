@@ -17,15 +17,19 @@ SCRIPT = Path(__file__).parent.parent / "benchmarks" / "profile_step.py"
 PHASES = {"open_step", "pre_flow", "margin_check", "cascade", "settle", "after_trade", "observe"}
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, tmp: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "STRESSLAB_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900)
 
 
 def test_the_profile_charges_the_step_phases_and_its_shares_add_up(tmp_path):
-    out = tmp_path / "profile.json"
-    done = _run("--paths", "128", "--steps", "125", "--top", "5", "--json", str(out))
+    out, scratch = tmp_path / "profile.json", tmp_path / "scratch"
+    scratch.mkdir()
+    done = _run("--paths", "128", "--steps", "125", "--top", "5", "--json", str(out), tmp=scratch)
     assert done.returncode == 0, done.stderr
+    assert not [p for p in scratch.iterdir() if p.name.startswith("stresslab-profile-")]  # dump and trace removed
     result = json.loads(out.read_text())
     assert (result["paths"], result["steps"], result["devices"]) == (128, 125, 1)
     assert not result["capped"] and result["events"] > 0
