@@ -14,9 +14,10 @@ the optimised module (dumped with ``--xla_dump_to``). The tables give:
   XLA inserted around loops) and the runtime's own time between kernels (its events' self time:
   dispatch and loop control) are listed as such;
 - by source: the call chain below the phase, ``--depth`` frames deep;
-- kernels per step: how many kernels one device ran per step on average. On a CPU the dispatch of a
-  kernel costs about a microsecond whatever its size, so at a slice of 1024 paths this count, more than
-  the arithmetic, sets a step's cost.
+- kernels per step: how many kernels one device ran per step on average. On a CPU each kernel costs its
+  dispatch (about half a microsecond on the 2-core machine of the README's figures) on top of its work,
+  so at a slice of 1024 paths, where most kernels touch a few thousand numbers, this count sets much of
+  a step's cost.
 
 Figures are self times summed over the devices' threads (so they exceed the wall time with 2 CPU
 devices), in milliseconds and as shares of the total. The profiler keeps at most a million events; a
