@@ -52,6 +52,8 @@ import jax  # noqa: E402
 import run as bench  # noqa: E402  (benchmarks/run.py: the engine's runner as ``stresslab run`` uses it)
 import scenario  # noqa: E402
 
+from stresslab.errors import UsageError  # noqa: E402
+
 EVENT_CAP = 1_000_000
 """Events the profiler's trace keeps at most."""
 OUTSIDE = "outside the step (draws, path keys, scan)"
@@ -156,8 +158,7 @@ def attribute(frames: Frames, seconds, counts, depth: int):
     return by_phase, by_source, kernels
 
 
-def profile(paths: int, steps: int, depth: int) -> dict:
-    cfg = scenario.config(steps=steps)
+def profile(cfg, paths: int, steps: int, depth: int) -> dict:
     runner = bench.Stresslab(cfg, paths)  # compiles and runs twice
     trace_dir = tempfile.mkdtemp(prefix="stresslab-profile-trace-")
     atexit.register(shutil.rmtree, trace_dir, True)
@@ -201,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.paths < 1 or args.steps < 1 or args.depth < 1 or args.top < 1:
         parser.error("--paths, --steps, --depth and --top must be at least 1")
-    result = profile(args.paths, args.steps, args.depth)
+    try:
+        cfg = scenario.config(steps=args.steps)
+    except UsageError as err:  # e.g. a horizon that ends before the reference's shocks
+        parser.error(f"--steps {args.steps}: {err}")
+    result = profile(cfg, args.paths, args.steps, args.depth)
     print(f"reference scenario: {result['paths']} paths x {result['steps']} steps, slice {result['slice']} paths on "
           f"{result['devices']} device(s), {result['wall_s']:.2f} s under the profiler; "
           f"{result['kernels_per_device_step']:.0f} kernels per device and step; "

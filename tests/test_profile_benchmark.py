@@ -48,3 +48,9 @@ def test_a_bad_argument_is_a_usage_error():
     done = _run("--paths", "0")
     assert done.returncode == 2
     assert "--paths, --steps, --depth and --top must be at least 1" in done.stderr
+
+
+def test_a_horizon_before_the_reference_shocks_is_a_usage_error_naming_the_field():
+    done = _run("--steps", "60")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--steps 60: market.shocks.0.at: 2h is at or after the end of the run" in done.stderr
