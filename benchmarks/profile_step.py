@@ -11,7 +11,7 @@ the optimised module (dumped with ``--xla_dump_to``). The tables give:
 
 - by phase: the ``market_step`` phase (``stresslab/market/step.py``) each kernel belongs to; kernels
   outside the step (the random draws, the path keys, the scan), kernels without a source line (copies
-  XLA inserted around loops) and the runtime's own time between kernels (its events' self time:
+  XLA inserted around loops, some reductions) and the runtime's own time between kernels (its events' self time:
   dispatch and loop control) are listed as such;
 - by source: the call chain below the phase, ``--depth`` frames deep;
 - kernels per step: how many kernels one device ran per step on average. On a CPU each kernel costs its
@@ -58,7 +58,7 @@ EVENT_CAP = 1_000_000
 """Events the profiler's trace keeps at most."""
 OUTSIDE = "outside the step (draws, path keys, scan)"
 RUNTIME = "XLA runtime between kernels (dispatch, loop control)"
-UNNAMED = "kernels without a source line (copies XLA inserted)"
+UNNAMED = "kernels without a source line (inserted copies, reductions)"
 WAITS = ("wait for completion",)
 """Events that only wait for others (their self time is idle): left out."""
 
