@@ -142,8 +142,10 @@ def attribute(frames: Frames, seconds, counts, depth: int):
     by_phase, by_source, kernels = collections.Counter(), collections.Counter(), collections.Counter()
     for name, t in seconds.items():
         chain = frames.chain(name)
-        if chain is None:
-            by_phase[UNNAMED if name in frames.instructions else RUNTIME] += t
+        if chain is None:  # a kernel without a source line still counts as a kernel; the runtime's events do not
+            kernel = name in frames.instructions
+            by_phase[UNNAMED if kernel else RUNTIME] += t
+            kernels[UNNAMED] += counts[name] if kernel else 0
             continue
         step = next((i for i, (_, fn, _) in enumerate(chain) if fn == "market_step"), None)
         if step is None:
