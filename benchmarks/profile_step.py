@@ -1,13 +1,15 @@
 """Where a step's time goes: the reference scenario's XLA kernels, timed by JAX's profiler, mapped to the source.
 
-    python benchmarks/profile_step.py [--paths N] [--steps T] [--depth D] [--top K] [--json FILE]
+    python benchmarks/profile_step.py [--paths N] [--steps T] [--set KEY=VALUE ...] [--depth D] [--top K]
+                                      [--json FILE]
 
 It runs ``benchmarks/reference.toml`` (``--steps`` replaces its horizon; the default 150 holds the calm
-first two hours and the start of the crash) on the engine's runner, as ``benchmarks/run.py`` times it,
-once under ``jax.profiler.trace``. Each kernel the XLA runtime executed (a fusion, a copy, a while
-loop's own work) is an event in the trace; its self time (its duration less that of the events nested in
-it) is charged to the source line its HLO instruction came from, through the stack frames XLA keeps in
-the optimised module (dumped with ``--xla_dump_to``). The tables give:
+first two hours and the start of the crash; ``--set`` overrides it as ``stresslab run --set`` does, e.g.
+``--set position_grids.0.cohorts=48`` to see what grows with the cohorts) on the engine's runner, as
+``benchmarks/run.py`` times it, once under ``jax.profiler.trace``. Each kernel the XLA runtime executed (a
+fusion, a copy, a while loop's own work) is an event in the trace; its self time (its duration less that of
+the events nested in it) is charged to the source line its HLO instruction came from, through the stack
+frames XLA keeps in the optimised module (dumped with ``--xla_dump_to``). The tables give:
 
 - by phase: the ``market_step`` phase (``stresslab/market/step.py``) each kernel belongs to; kernels
   outside the step (the random draws, the path keys, the scan), kernels without a source line (copies
@@ -45,7 +47,7 @@ sys.path.insert(0, str(HERE))
 DUMP = tempfile.mkdtemp(prefix="stresslab-profile-hlo-")
 atexit.register(shutil.rmtree, DUMP, True)  # the module's text and its kernels' LLVM IR: tens of MB
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text"
-                           " --xla_dump_hlo_module_re=.*(_sharded_chunk|simulate_chunk).*").strip()
+                           " --xla_dump_hlo_module_re=.*(_sharded_chunk|_one_device).*").strip()
 os.environ["STRESSLAB_COMPILE_CACHE"] = "off"  # a cached executable is not compiled again, so nothing is dumped
 
 import jax  # noqa: E402
@@ -169,7 +171,7 @@ def profile(cfg, paths: int, steps: int, depth: int) -> dict:
         runner(paths)
         wall = time.perf_counter() - start
     traces = glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
-    modules = sorted(glob.glob(os.path.join(DUMP, "*chunk*after_optimizations.txt")))  # the kernel's program
+    modules = sorted(glob.glob(os.path.join(DUMP, "*after_optimizations.txt")))  # the kernel (--xla_dump_hlo_module_re)
     if not traces or not modules:
         raise SystemExit("profile_step: the profiler wrote no trace or XLA dumped no module of the kernel")
     with gzip.open(traces[0]) as fh:
@@ -198,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--paths", type=int, default=2048, help="paths (default 2048)")
     parser.add_argument("--steps", type=int, default=150, help="steps of the reference scenario (default 150)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the reference config, as stresslab run --set (repeatable)")
     parser.add_argument("--depth", type=int, default=5, help="frames below the phase in the source table (default 5)")
     parser.add_argument("--top", type=int, default=25, help="rows of the source table (default 25)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
@@ -205,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.paths < 1 or args.steps < 1 or args.depth < 1 or args.top < 1:
         parser.error("--paths, --steps, --depth and --top must be at least 1")
     try:
-        cfg = scenario.config(steps=args.steps)
-    except UsageError as err:  # e.g. a horizon that ends before the reference's shocks
-        parser.error(f"--steps {args.steps}: {err}")
-    result = profile(cfg, args.paths, args.steps, args.depth)
-    print(f"reference scenario: {result['paths']} paths x {result['steps']} steps, slice {result['slice']} paths on "
+        cfg = scenario.config(overrides=args.overrides, steps=args.steps)
+    except (UsageError, scenario.Unsupported) as err:  # a horizon before the reference's shocks, a bad --set
+        parser.error(f"--steps {args.steps}, --set {' '.join(args.overrides) or '(none)'}: {err}")
+    result = {"overrides": args.overrides, **profile(cfg, args.paths, args.steps, args.depth)}
+    changed = f" with {', '.join(args.overrides)}" if args.overrides else ""
+    print(f"reference scenario{changed}: {result['paths']} paths x {result['steps']} steps, slice {result['slice']} "
+          f"paths on "
           f"{result['devices']} device(s), {result['wall_s']:.2f} s under the profiler; "
           f"{result['kernels_per_device_step']:.0f} kernels per device and step; "
           f"self time {result['total_ms']:.0f} ms over all threads")

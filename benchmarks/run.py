@@ -56,6 +56,7 @@ import scenario  # noqa: E402
 from jax.sharding import Mesh  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
+from stresslab.engine import xla_options  # noqa: E402
 from stresslab.engine.devices import Devices, run_chunk, select, use_cpu_cores  # noqa: E402
 from stresslab.engine.keys import path_keys, step_uniforms  # noqa: E402
 from stresslab.engine.runner import auto_chunk, per_device, precision  # noqa: E402
@@ -107,14 +108,15 @@ def _rss_mb() -> tuple[float, float]:
 
 def _on_devices(chunk_fn, devices: Devices, out_specs):
     """``chunk_fn(params, key, first)`` run on every device of ``devices`` (shard_map; the floor's runner):
-    the returned function takes each device's first path index, ``firsts`` (D,)."""
+    the returned function takes each device's first path index, ``firsts`` (D,). It is compiled with the
+    engine's own XLA options (``engine.xla_options``), so that the floor is the best the same compiler gives."""
     mesh = Mesh(np.array(devices.devices), ("path",))
 
     def local(params, key, firsts):
         return chunk_fn(params, key, firsts[0])
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("path")), out_specs=out_specs,
-                                 check_vma=False))
+                                 check_vma=False), compiler_options=xla_options.KERNEL)
 
 
 class Stresslab:
@@ -248,6 +250,7 @@ def machine() -> dict:
         "memory_gb": memory_gb, "platform": platform.platform(), "python": platform.python_version(),
         "jax": jax.__version__, "jax_backend": jax.default_backend(), "numpy": np.__version__,
         "numba": numba_version, "numba_threads": threads,
+        "xla_kernel_options": xla_options.KERNEL, "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "stresslab_commit": (commit.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else ""),
         "load_average_start": list(os.getloadavg()),
     }

@@ -124,7 +124,7 @@ def test_a_second_run_loads_the_first_runs_kernel_and_gives_the_same_dataset(tmp
     cache = tmp_path / "kernels"
     _run(config, tmp_path / "first.nc", **{CACHE_ENV: str(cache)})
     entries = sorted(p.name for p in cache.glob("*-cache"))
-    assert entries and all(name.startswith(("jit_simulate_chunk-", "jit__sharded_chunk-")) for name in entries), entries
+    assert entries and all(name.startswith(("jit__one_device-", "jit__sharded_chunk-")) for name in entries), entries
     used = {p: p.read_bytes() for p in cache.glob("*-atime")}  # the last use of each entry, rewritten on a hit
 
     _run(config, tmp_path / "second.nc", **{CACHE_ENV: str(cache)})

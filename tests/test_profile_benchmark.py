@@ -27,11 +27,13 @@ def _run(*args: str, tmp: Path | None = None) -> subprocess.CompletedProcess:
 def test_the_profile_charges_the_step_phases_and_its_shares_add_up(tmp_path):
     out, scratch = tmp_path / "profile.json", tmp_path / "scratch"
     scratch.mkdir()
-    done = _run("--paths", "128", "--steps", "125", "--top", "5", "--json", str(out), tmp=scratch)
+    done = _run("--paths", "128", "--steps", "125", "--top", "5", "--set", "position_grids.0.cohorts=8", "--json",
+                str(out), tmp=scratch)
     assert done.returncode == 0, done.stderr
     assert not [p for p in scratch.iterdir() if p.name.startswith("stresslab-profile-")]  # dump and trace removed
     result = json.loads(out.read_text())
     assert (result["paths"], result["steps"], result["devices"]) == (128, 125, 1)
+    assert result["overrides"] == ["position_grids.0.cohorts=8"] and "with position_grids.0.cohorts=8" in done.stdout
     assert not result["capped"] and result["events"] > 0
     phases = {row["phase"]: row for row in result["phases"]}
     assert PHASES <= set(phases), sorted(phases)  # every phase of the step ran kernels (the gap at 2 h cascades)
@@ -53,4 +55,10 @@ def test_a_bad_argument_is_a_usage_error():
 def test_a_horizon_before_the_reference_shocks_is_a_usage_error_naming_the_field():
     done = _run("--steps", "60")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "--steps 60: market.shocks.0.at: 2h is at or after the end of the run" in done.stderr
+    assert "--steps 60, --set (none): market.shocks.0.at: 2h is at or after the end of the run" in done.stderr
+
+
+def test_a_bad_override_is_a_usage_error_naming_the_field():
+    done = _run("--set", "position_grids.0.cohortz=3")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "position_grids.0.cohortz: unknown key; allowed keys: side," in done.stderr

@@ -27,6 +27,7 @@ from jax.sharding import PartitionSpec as P
 from stresslab.calibrate import parameters
 from stresslab.config.loading import ConfigError, load_config
 from stresslab.config.schema import Calibration, Config
+from stresslab.engine import xla_options
 from stresslab.engine.devices import PATH_AXIS, Devices, select
 from stresslab.engine.distributed import Cluster, Messages, span
 from stresslab.engine.runner import LANE_PAD, auto_chunk, per_device, precision
@@ -143,14 +144,15 @@ KERNELS = {"batch": (_batch_slice, P(None, PATH_AXIS)),
 """What a slice of paths computes (candidates' outputs, or outputs and tangents), and where its path axis is."""
 
 
-@partial(jax.jit, static_argnames=("kind", "static", "names", "size"))
+@partial(jax.jit, static_argnames=("kind", "static", "names", "size"), compiler_options=xla_options.KERNEL)
 def _on_device(kind: str, params: Params, static: Static, names: tuple[str, ...], controls: jnp.ndarray,
                temperature: jnp.ndarray, key: jax.Array, first: jnp.ndarray, size: int):
     """``KERNELS[kind]`` on ``size`` paths from ``first``, on the device its inputs are on."""
     return KERNELS[kind][0](params, static, names, controls, temperature, key, first, size)
 
 
-@partial(jax.jit, static_argnames=("kind", "static", "names", "size", "mesh"))
+@partial(jax.jit, static_argnames=("kind", "static", "names", "size", "mesh"),
+         compiler_options=xla_options.KERNEL)
 def _on_mesh(kind: str, params: Params, static: Static, names: tuple[str, ...], controls: jnp.ndarray,
              temperature: jnp.ndarray, key: jax.Array, firsts: jax.Array, size: int, mesh: Mesh):
     """``KERNELS[kind]`` on every device of ``mesh`` at once (one ``shard_map`` program): device ``d`` runs

@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from stresslab.engine import xla_options
 from stresslab.engine.scan import simulate_chunk
 from stresslab.errors import SettingError
 from stresslab.market.model import Params, Static
@@ -141,12 +142,18 @@ def run_chunk(params: Params, static: Static, seed_key: jax.Array, first_index: 
     """
     if len(devices) == 1:
         with jax.default_device(devices.devices[0]):
-            return simulate_chunk(params, static, seed_key, np.uint32(first_index), per_device)
+            return _one_device(params, static, seed_key, np.uint32(first_index), per_device)
     firsts = first_index + per_device * np.arange(len(devices), dtype=np.uint32)
     return _sharded_chunk(params, static, seed_key, firsts, per_device, devices.mesh)
 
 
-@partial(jax.jit, static_argnames=("static", "per_device", "mesh"))
+@partial(jax.jit, static_argnames=("static", "per_device"), compiler_options=xla_options.KERNEL)
+def _one_device(params: Params, static: Static, seed_key: jax.Array, first: jax.Array, per_device: int):
+    """``simulate_chunk`` as the top-level program of one device, compiled with the engine's XLA options."""
+    return simulate_chunk(params, static, seed_key, first, per_device)
+
+
+@partial(jax.jit, static_argnames=("static", "per_device", "mesh"), compiler_options=xla_options.KERNEL)
 def _sharded_chunk(params: Params, static: Static, seed_key: jax.Array, firsts: jax.Array, per_device: int,
                    mesh: Mesh) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
     """One chunk split over ``mesh``: device ``d`` simulates ``per_device`` paths from ``firsts[d]``."""
