@@ -6,7 +6,8 @@ runs faster with 512-bit ones where the CPU has them: the reference day (``bench
 1.22-1.40 s (median 1.39 s) against 1.30-1.56 s (median 1.54 s), five runs each, interleaved, each in its
 own process. The outputs are bit-identical (all 325 outputs of the 8 shipped scenario and historical
 configs at 600 paths), as the arithmetic is the same lane by lane. A CPU without AVX-512 gets the widest
-vectors it has, as before; other backends ignore the option (it is one of XLA's CPU options).
+vectors it has, as before. The option is one of XLA's CPU options, which its GPU compiler does not read
+(not yet checked on a GPU: ``benchmarks/gpu.py`` has not run on one).
 
 A user's own ``--xla_cpu_prefer_vector_width`` in ``XLA_FLAGS`` wins: then the engine sets nothing.
 """
