@@ -116,7 +116,7 @@ def test_auto_chunk_follows_device_memory() -> None:
     assert 1.9 * one < two <= 2.1 * one  # each accelerator brings its own memory
     assert one > 100 * runner.MAX_AUTO_CHUNK_PER_CPU_DEVICE  # 40 % of 16 GiB holds far more than a CPU slice
     cpu = jax.local_devices(backend="cpu")[0]
-    per_cpu = runner.MAX_AUTO_CHUNK_PER_CPU_DEVICE  # small enough for a core's caches, far under the budget
+    per_cpu = runner.MAX_AUTO_CHUNK_PER_CPU_DEVICE  # the CPU cap, far under the budget
     assert [runner.auto_chunk(static, paths, Devices((cpu,) * n)) for n in (1, 2, 4)] == [per_cpu, 2 * per_cpu,
                                                                                             4 * per_cpu]
     # CPU devices share the host's memory: many cohorts (the ranking is cohorts squared) hit the budget
