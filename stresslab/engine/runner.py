@@ -32,7 +32,7 @@ RANKING_ARRAYS = 4
 MAX_AUTO_CHUNK_PER_CPU_DEVICE = 2048
 """Largest automatic slice of a chunk per CPU device, paths. Most of a step's kernels touch a few numbers
 per path, so a larger slice spreads their dispatch over more paths, until its working set leaves the core's
-caches (on the README's 2-core machine, 7 Dec, interleaved best of 3: the reference day at 8192 paths x 720
+caches (on the README's 2-core machine, 7 Dec, interleaved, best of 3 and 5: the reference day at 8192 paths x 720
 steps ran at 3.44, 3.79 and 3.59 M path-steps/s with slices of 1024, 2048 and 4096; the crash segment at
 10^4 paths x 150 steps at 2.27 and 2.66 M with 1024 and 2048). ``CPU_CHUNK_BYTES`` caps it for many cohorts."""
 MAX_AUTO_CHUNK_PER_ACCELERATOR = 2**24
